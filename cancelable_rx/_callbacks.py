@@ -1,0 +1,129 @@
+"""Lifecycle callbacks and progress reporting for Cancelable (a mixin).
+
+Callbacks are subscribers: each is isolated (an exception is logged and never reaches
+the operation or the other callbacks) and may be sync or async.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._models import OperationContext, ProgressEvent
+from ._rx import HubObservable
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = (
+    "CallbacksMixin",
+    "ErrorCallbackType",
+    "ProgressCallbackType",
+    "ProgressObservable",
+    "StatusCallbackType",
+)
+
+logger = logging.getLogger("cancelable_rx")
+
+StatusCallbackType = Callable[[OperationContext], Awaitable[None] | None]
+ErrorCallbackType = Callable[[OperationContext, Exception], Awaitable[None] | None]
+ProgressCallbackType = Callable[[str, Any, dict[str, Any] | None], Awaitable[None] | None]
+
+_KINDS = ("start", "complete", "cancel", "error")
+
+
+class ProgressObservable(HubObservable[ProgressEvent]):
+    """The hot observable of an operation's progress events.
+
+    Emitting with no subscriber is a single attribute test.  Subscribers are called on
+    the thread that reports (the event loop thread for streams and
+    ``report_progress``); an exception in one is logged and isolated.
+    """
+
+
+async def _call_isolated(kind: str, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("cancelable_rx: %s callback %r failed", kind, fn)
+
+
+class CallbacksMixin:
+    """on_start / on_complete / on_cancel / on_error / on_progress and progress events."""
+
+    __slots__ = ()
+
+
+    _status_callbacks: dict[str, list[Callable[..., Any]]] | None
+    _progress_callbacks: list[ProgressCallbackType] | None
+    _progress: ProgressObservable | None
+
+    def _add_callback(self, kind: str, callback: Callable[..., Any]) -> Cancelable:
+        if not callable(callback):
+            raise TypeError(f"on_{kind} callback must be callable, got {callback!r}")
+        if self._status_callbacks is None:
+            self._status_callbacks = {k: [] for k in _KINDS}
+        self._status_callbacks[kind].append(callback)
+        return self  # type: ignore[return-value]
+
+    def on_start(self, callback: StatusCallbackType) -> Cancelable:
+        """Call ``callback(context)`` (sync or async) when the operation is entered."""
+        return self._add_callback("start", callback)
+
+    def on_complete(self, callback: StatusCallbackType) -> Cancelable:
+        """Call ``callback(context)`` when the operation completes without cancellation or error."""
+        return self._add_callback("complete", callback)
+
+    def on_cancel(self, callback: StatusCallbackType) -> Cancelable:
+        """Call ``callback(context)`` when the operation ends cancelled, whatever the source
+        (including an enclosing scope's cancellation, recorded with reason ``PARENT``)."""
+        return self._add_callback("cancel", callback)
+
+    def on_error(self, callback: ErrorCallbackType) -> Cancelable:
+        """Call ``callback(context, error)`` when the body raises an ``Exception`` that is
+        not a cancellation."""
+        return self._add_callback("error", callback)
+
+    async def _trigger(self, kind: str, *extra: Any) -> None:
+        callbacks = self._status_callbacks
+        if callbacks is None or not callbacks[kind]:
+            return
+        ctx = self.context  # type: ignore[attr-defined]
+        for fn in list(callbacks[kind]):
+            await _call_isolated(kind, fn, ctx, *extra)
+
+    # -- progress ----------------------------------------------------------------------
+
+    @property
+    def progress(self) -> ProgressObservable:
+        """Hot observable of this operation's :class:`ProgressEvent` s."""
+        if self._progress is None:
+            self._progress = ProgressObservable()
+        return self._progress
+
+    def on_progress(self, callback: ProgressCallbackType) -> Cancelable:
+        """Call ``callback(operation_id, message, metadata)`` (sync or async) on every
+        progress report.  Async callbacks are awaited by ``report_progress``."""
+        if not callable(callback):
+            raise TypeError(f"on_progress callback must be callable, got {callback!r}")
+        if self._progress_callbacks is None:
+            self._progress_callbacks = []
+        self._progress_callbacks.append(callback)
+        return self  # type: ignore[return-value]
+
+    async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Report progress: emit a :class:`ProgressEvent` on :attr:`progress` and call the
+        ``on_progress`` callbacks.  Failing subscribers are logged and isolated."""
+        callbacks = self._progress_callbacks
+        observable = self._progress
+        if not callbacks and (observable is None or not observable.has_subscribers):
+            return
+        op_id = self.id  # type: ignore[attr-defined]
+        if observable is not None:
+            observable.emit(ProgressEvent(op_id, message, metadata))
+        for fn in list(callbacks or ()):
+            await _call_isolated("progress", fn, op_id, message, metadata)

@@ -1,0 +1,646 @@
+"""Cancelable: the lifecycle of one cancelable operation.
+
+Enter, exit, cancel, status, shield.  Sources, factories and callbacks live in their own
+modules; see ``docs/cancellation.md`` for the normative contract summarised here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from ._callbacks import CallbacksMixin, ProgressObservable
+from ._exceptions import CancelationError, error_for
+from ._factories import FactoriesMixin
+from ._loop import LoopHandle, capture
+from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, new_id
+from ._plan import Plan, compile_plan
+from ._token import CancelationToken, LinkedCancelationToken, check_reason
+from .sources.base import CancelationSource, as_source
+
+__all__ = ("Cancelable", "current_operation")
+
+logger = logging.getLogger("cancelable_rx")
+T = TypeVar("T")
+R = TypeVar("R")
+
+_current: contextvars.ContextVar[Cancelable | None] = contextvars.ContextVar(
+    "cancelable_rx_current_operation", default=None
+)
+_FIRE_LOCK = threading.Lock()
+_PENDING, _RUNNING, _DONE = 0, 1, 2
+_INF = math.inf
+_now = time.time
+_RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
+
+
+def current_operation() -> Cancelable | None:
+    """The innermost operation entered in the current task (or thread, for
+    ``run_in_thread``), or None."""
+    return _current.get()
+
+
+class ParentFired:
+    """The source of a ``PARENT`` event: which parent, and why it was cancelled."""
+
+    __slots__ = ("parent", "parent_reason")
+
+    def __init__(self, parent: Cancelable, parent_reason: CancelationReason | None) -> None:
+        self.parent = parent
+        self.parent_reason = parent_reason
+
+    @property
+    def parent_id(self) -> str:
+        return self.parent.id
+
+
+class Cancelable(FactoriesMixin, CallbacksMixin):
+    """One cancelable operation: an async context manager around an anyio cancel scope.
+
+    Cancellation: the operation is cancelled by the first of its sources to fire
+    (timeout, token, signal, condition, parent, any reactivex observable, or
+    :meth:`cancel`); its reason is recorded and the body is cancelled at its next
+    checkpoint.  Leaving a cancelled operation raises the matching
+    :class:`CancelationError` subclass chained from the backend's cancel exception,
+    unless ``suppress_cancelation=True``, in which case the block is left quietly (like
+    ``anyio.move_on_after``) and the outcome is read from the operation.  A cancellation
+    from an enclosing scope is never converted: the backend exception propagates
+    untouched and the operation records reason ``PARENT``.
+
+    Thread-safety: :meth:`cancel_sync`, tokens and sources may fire from any thread;
+    the operation hops to its own event loop.  Everything else is for the loop thread.
+
+    An operation can be entered once.
+    """
+
+    __slots__ = (
+        "_id", "_name", "_default_name", "_metadata", "_parent", "_register_globally",
+        "_suppress", "_sources", "_plan", "_token", "_own_token", "_state", "_status",
+        "_fired", "_scope", "_handle", "_tg", "_cv", "_ctx", "_start_ts", "_end_ts",
+        "_error", "_partial", "_children", "_child_ids", "_status_callbacks",
+        "_progress_callbacks", "_progress", "_deadline", "_own_deadline", "_shielded",
+        "_registry", "__weakref__",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        operation_id: str | None = None,
+        name: str | None = None,
+        parent: Cancelable | None = None,
+        metadata: dict[str, Any] | None = None,
+        register_globally: bool = False,
+        *,
+        suppress_cancelation: bool = False,
+    ) -> None:
+        if parent is not None and not isinstance(parent, Cancelable):
+            raise TypeError(f"`parent` must be a Cancelable or None, got {parent!r}")
+        if operation_id is not None and not isinstance(operation_id, str):
+            raise TypeError(f"`operation_id` must be a str or None, got {operation_id!r}")
+        self._id = operation_id
+        self._name = name
+        self._default_name: str | None = None
+        self._metadata = metadata
+        self._parent = parent
+        self._register_globally = register_globally
+        self._suppress = suppress_cancelation
+        self._sources: list[CancelationSource] = []
+        self._plan: Plan | None = None
+        self._token: CancelationToken | None = None
+        self._own_token = False
+        self._state = _PENDING
+        self._status = OperationStatus.PENDING
+        self._fired: CancelEvent | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._handle: LoopHandle | None = None
+        self._tg: Any = None
+        self._cv: contextvars.Token[Cancelable | None] | None = None
+        self._ctx: OperationContext | None = None
+        self._start_ts: float | None = None
+        self._end_ts: float | None = None
+        self._error: str | None = None
+        self._partial: Any = None
+        self._children: set[Cancelable] | None = None
+        self._child_ids: set[str] | None = None
+        self._status_callbacks = None
+        self._progress_callbacks = None
+        self._progress: ProgressObservable | None = None
+        self._deadline = _INF
+        self._own_deadline = _INF
+        self._shielded = False
+        self._registry: Any = None
+
+    # -- identity and record -----------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The operation id (a UUID4 string unless one was given)."""
+        if self._id is None:
+            self._id = new_id()
+        return self._id
+
+    operation_id = id
+
+    @property
+    def name(self) -> str | None:
+        return self._name if self._name is not None else self._default_name
+
+    @property
+    def parent(self) -> Cancelable | None:
+        """The parent operation, or None."""
+        return self._parent
+
+    @property
+    def context(self) -> OperationContext:
+        """The pydantic record of this operation, built on first access and kept in sync."""
+        ctx = self._ctx
+        if ctx is None:
+            ctx = OperationContext(
+                id=self.id,
+                name=self.name,
+                status=self._status,
+                metadata=self._metadata if self._metadata is not None else {},
+                parent_id=self._parent.id if self._parent is not None else None,
+                child_ids=set(self._child_ids or ()),
+                partial_result=self._partial,
+                error=self._error,
+            )
+            if self._start_ts is not None:
+                ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
+            if self._end_ts is not None:
+                ctx.end_time = datetime.fromtimestamp(self._end_ts, UTC)
+            if self._fired is not None:
+                ctx.cancel_reason = self._fired.reason
+                ctx.cancel_message = self._fired.message
+            self._ctx = ctx
+        return ctx
+
+    @property
+    def status(self) -> OperationStatus:
+        return self._status
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once the operation's cancellation has been requested or it ended cancelled.
+
+        Inside the block it turns True as soon as a source fires (before the next
+        checkpoint), including a deadline that has passed.
+        """
+        if self._fired is None and self._state == _RUNNING and self._own_deadline != _INF:
+            handle = self._handle
+            if handle is not None and handle.in_loop_thread() and anyio.current_time() >= self._own_deadline:
+                self._record(self._timeout_event())
+        return self._fired is not None
+
+    @property
+    def is_running(self) -> bool:
+        return self._status in _RUNNING_STATUSES
+
+    @property
+    def is_completed(self) -> bool:
+        return self._status is OperationStatus.COMPLETED
+
+    @property
+    def cancel_reason(self) -> CancelationReason | None:
+        """Why the operation was cancelled, or None."""
+        fired = self._fired
+        return fired.reason if fired is not None else None
+
+    @property
+    def cancel_message(self) -> str | None:
+        fired = self._fired
+        return fired.message if fired is not None else None
+
+    @property
+    def partial_result(self) -> Any:
+        """The partial result a stream recorded (see ``stream``)."""
+        return self._partial
+
+    @property
+    def deadline(self) -> float:
+        """The effective deadline (anyio clock) while running; ``math.inf`` if none."""
+        return self._deadline
+
+    @property
+    def token(self) -> CancelationToken:
+        """The operation's token.  Cancelling it cancels the operation; it is cancelled
+        (with the same reason) when the operation is.  With ``with_token(t)`` it is ``t``."""
+        tok = self._token
+        if tok is None:
+            tok = self._token = LinkedCancelationToken()
+            self._own_token = True
+            if self._fired is not None:
+                tok.cancel_sync(self._fired.reason, self._fired.message)
+            elif self._state == _RUNNING:
+                tok._listen(self._on_token)
+        return tok
+
+    def _set_status(self, status: OperationStatus) -> None:
+        self._status = status
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.status = status
+
+    # -- sources -----------------------------------------------------------------------
+
+    def add_source(self, source: CancelationSource | Any) -> Cancelable:
+        """Add a cancelation source (any source, composite, token or reactivex Observable).
+
+        Must be called before the operation is entered.  Returns ``self``.
+        """
+        if self._state != _PENDING:
+            raise RuntimeError(
+                f"add_source() must be called before the operation is entered; {self!r} is {self._status.value}"
+            )
+        self._sources.append(as_source(source, "add_source(source)"))
+        self._plan = None
+        return self
+
+    # -- firing (any thread) ----------------------------------------------------------
+
+    def _record(self, event: CancelEvent) -> bool:
+        """Record ``event`` if it is the first; True if it was."""
+        with _FIRE_LOCK:
+            if self._fired is not None or self._state == _DONE:
+                return False
+            self._fired = event
+        if self._state == _RUNNING:
+            self._status = OperationStatus.CANCELLED
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.cancel_reason = event.reason
+            ctx.cancel_message = event.message
+            if self._state == _RUNNING:
+                ctx.status = OperationStatus.CANCELLED
+        return True
+
+    def _fire(self, event: CancelEvent, propagate: bool = True) -> bool:
+        """First source wins: record, cancel the scope (hopping to the loop if needed),
+        mirror into the own token, and propagate to children.  Thread-safe."""
+        if not self._record(event):
+            return False
+        if self._state == _RUNNING:
+            handle = self._handle
+            if handle is not None and not handle.in_loop_thread():
+                handle.run_soon(self._cancel_scope)
+            else:
+                self._cancel_scope()
+        tok = self._token
+        if self._own_token and tok is not None and not tok.is_cancelled:
+            tok.cancel_sync(event.reason, event.message)
+        children = self._children
+        if propagate and children:
+            child_event = CancelEvent(
+                CancelationReason.PARENT,
+                f"Parent operation was cancelled ({event.reason.value}): {event.message}",
+                ParentFired(self, event.reason),
+            )
+            for child in tuple(children):
+                child._fire(child_event)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("operation %s cancelled: %s", self.name, event.reason.value)
+        return True
+
+    def _cancel_scope(self) -> None:
+        scope = self._scope
+        if scope is not None and self._state == _RUNNING:
+            scope.cancel()
+
+    def _on_event(self, event: CancelEvent) -> None:
+        self._fire(event)
+
+    def _on_token(self, token: CancelationToken) -> None:
+        reason = token.reason or CancelationReason.MANUAL
+        self._fire(CancelEvent(reason, token.message or f"Token {token.id[:8]} was cancelled", token))
+
+    # -- ArmContext for sources ------------------------------------------------------
+
+    @property
+    def handle(self) -> LoopHandle:
+        assert self._handle is not None
+        return self._handle
+
+    def start_soon(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        if self._tg is None:
+            raise RuntimeError("internal error: a source needing tasks was armed without a task group")
+        self._tg.start_soon(fn)
+
+    # -- enter / exit ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Cancelable:
+        if self._state != _PENDING:
+            raise RuntimeError(
+                f"{self!r} has already been entered; a Cancelable runs once, create a new one for each run"
+            )
+        self._state = _RUNNING
+        self._start_ts = _now()
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = compile_plan(self._sources)
+        deadline = _INF
+        if plan.timeout is not None:
+            deadline = anyio.current_time() + plan.timeout.timeout_seconds
+        self._own_deadline = deadline
+        parent = self._parent
+        if parent is not None and not self._shielded and parent._deadline < deadline:
+            deadline = parent._deadline
+        self._deadline = deadline
+        self._handle = capture()
+        self._status = OperationStatus.SHIELDED if self._shielded else OperationStatus.RUNNING
+        if self._ctx is not None:
+            self._ctx.status = self._status
+            self._ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
+        self._cv = _current.set(self)
+        try:
+            if plan.needs_tasks:
+                tg = anyio.create_task_group()
+                await tg.__aenter__()
+                self._tg = tg
+            scope = self._scope = anyio.CancelScope(deadline=deadline)
+            scope.__enter__()
+            try:
+                self._listen_all(plan)
+            except BaseException:
+                scope.__exit__(None, None, None)
+                raise
+        except BaseException:
+            await self._teardown(plan)
+            self._finish(OperationStatus.FAILED)
+            raise
+        if self._fired is not None:
+            self._status = OperationStatus.CANCELLED
+            scope.cancel()
+        if self._register_globally:
+            from ._registry import OperationRegistry
+
+            self._registry = OperationRegistry.get_instance()
+            self._registry._on_enter(self)
+        if self._status_callbacks is not None:
+            await self._trigger("start")
+        return self
+
+    def _listen_all(self, plan: Plan) -> None:
+        parent = self._parent
+        if parent is not None:
+            parent._adopt(self)
+        tok = self._token
+        if tok is not None:
+            if tok.is_cancelled and not self._own_token:
+                self._fire(
+                    CancelEvent(
+                        tok.reason or CancelationReason.MANUAL,
+                        f"token {tok.id[:8]} was already cancelled before the operation started"
+                        + (f": {tok.message}" if tok.message else ""),
+                        tok,
+                    )
+                )
+            else:
+                tok._listen(self._on_token)
+        for src in plan.triggers:
+            src._listen(self._on_event)
+            src._arm(self, True)
+
+    def _adopt(self, child: Cancelable) -> None:
+        """Register an entering child (hierarchy, and cancellation unless shielded)."""
+        ids = self._child_ids
+        if ids is None:
+            ids = self._child_ids = set()
+        ids.add(child.id)
+        if self._ctx is not None:
+            self._ctx.child_ids.add(child.id)
+        if child._shielded:
+            return
+        if self._children is None:
+            self._children = set()
+        self._children.add(child)
+        fired = self._fired
+        if fired is not None:
+            child._fire(
+                CancelEvent(
+                    CancelationReason.PARENT,
+                    f"Parent operation was cancelled ({fired.reason.value}): {fired.message}",
+                    ParentFired(self, fired.reason),
+                )
+            )
+
+    async def _teardown(self, plan: Plan) -> None:
+        """Undo everything enter did, in reverse; never raises."""
+        for src in plan.triggers:
+            src._unlisten(self._on_event)
+            try:
+                src._disarm()
+            except Exception:
+                logger.exception("cancelable_rx: stopping source %r failed", src)
+        tok = self._token
+        if tok is not None:
+            tok._unlisten(self._on_token)
+        parent = self._parent
+        if parent is not None and parent._children is not None:
+            parent._children.discard(self)
+        tg = self._tg
+        if tg is not None:
+            self._tg = None
+            # Stop the pollers; shield so an enclosing cancellation cannot interrupt
+            # the (immediate) wait for them.  The body's exception is never passed in:
+            # a trio nursery would wrap it into an ExceptionGroup.
+            tg.cancel_scope.cancel()
+            tg.cancel_scope.shield = True
+            await tg.__aexit__(None, None, None)
+        if self._cv is not None:
+            try:
+                _current.reset(self._cv)
+            except ValueError:  # exited in another context (e.g. a finalised generator)
+                pass
+            self._cv = None
+
+    def _finish(self, status: OperationStatus) -> None:
+        self._state = _DONE
+        self._end_ts = _now()
+        self._status = status
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.status = status
+            ctx.end_time = datetime.fromtimestamp(self._end_ts, UTC)
+            ctx.partial_result = self._partial
+            ctx.error = self._error
+        registry = self._registry
+        if registry is not None:
+            registry._on_exit(self)
+
+    def _timeout_event(self) -> CancelEvent:
+        plan = self._plan
+        if plan is not None and plan.timeout is not None and anyio.current_time() >= self._own_deadline:
+            src = plan.timeout
+            return CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
+        if self._parent is not None:
+            return CancelEvent(
+                CancelationReason.PARENT,
+                "Parent operation's deadline passed",
+                ParentFired(self._parent, CancelationReason.TIMEOUT),
+            )
+        return CancelEvent(CancelationReason.MANUAL, "Operation cancelled", None)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        scope = self._scope
+        assert scope is not None and self._plan is not None
+        try:
+            swallowed = scope.__exit__(exc_type, exc, tb)
+        finally:
+            await self._teardown(self._plan)
+        if exc_type is None or swallowed:
+            fired = self._fired
+            if fired is None and swallowed:
+                event = self._timeout_event()
+                self._record(event)
+                fired = self._fired
+                if isinstance(event.source, CancelationSource):
+                    event.source.fire(event.message)
+            if fired is None:
+                self._finish(OperationStatus.COMPLETED)
+                if self._status_callbacks is not None:
+                    await self._trigger("complete")
+                return False
+            self._finish(OperationStatus.CANCELLED)
+            if self._status_callbacks is not None:
+                await self._trigger("cancel")
+            if self._suppress:
+                return exc_type is not None
+            raise error_for(fired, self) from exc
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            # Not ours to catch: an enclosing scope is cancelled.  Propagate untouched.
+            self._record(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+            self._finish(OperationStatus.CANCELLED)
+            if self._status_callbacks is not None:
+                await self._trigger("cancel")
+            return False
+        if isinstance(exc, CancelationError):
+            self._record(CancelEvent(exc.reason, exc.message, exc))
+            self._finish(OperationStatus.CANCELLED)
+            if self._status_callbacks is not None:
+                await self._trigger("cancel")
+            return False
+        self._error = f"{type(exc).__name__}: {exc}"
+        self._finish(OperationStatus.FAILED)
+        if self._status_callbacks is not None and isinstance(exc, Exception):
+            await self._trigger("error", exc)
+        return False
+
+    # -- cancelling ------------------------------------------------------------------
+
+    async def cancel(
+        self,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+        propagate_to_children: bool = True,
+    ) -> None:
+        """Cancel the operation (first cancellation wins; later calls change nothing).
+
+        The body is cancelled at its next checkpoint; ``is_cancelled`` is True at once.
+        With ``propagate_to_children`` every child entered with ``parent=self`` (in any
+        task) is cancelled with reason ``PARENT``; without it, only children nested in
+        this task's scope stop (structured concurrency makes that unavoidable).  With
+        ``with_token(t)``, ``t`` itself is cancelled too.
+        """
+        reason = check_reason(reason)
+        msg = message or f"Operation cancelled ({reason.value})"
+        self._fire(CancelEvent(reason, msg, self), propagate=propagate_to_children)
+        tok = self._token
+        if tok is not None and not tok.is_cancelled:
+            await tok.cancel(reason, message)
+
+    def cancel_sync(
+        self,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+        propagate_to_children: bool = True,
+    ) -> None:
+        """Cancel from any thread, or from sync code on the loop.  Never blocks.
+
+        Thread-safety: the scope is cancelled on the operation's own loop
+        (``call_soon_threadsafe`` / ``TrioToken.run_sync_soon``); nothing needs starting.
+        """
+        reason = check_reason(reason)
+        msg = message or f"Operation cancelled ({reason.value})"
+        self._fire(CancelEvent(reason, msg, self), propagate=propagate_to_children)
+        tok = self._token
+        if tok is not None and not tok.is_cancelled:
+            tok.cancel_sync(reason, message)
+
+    async def check_cancelation(self) -> None:
+        """If the operation is cancelled, stop here: inside the block this is a checkpoint
+        that delivers the pending cancellation; elsewhere it raises the typed error."""
+        if self.is_cancelled:
+            await anyio.lowlevel.checkpoint()
+            assert self._fired is not None
+            raise error_for(self._fired, self)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    async def run_in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func(*args, **kwargs)`` in a worker thread with this task's context
+        variables (``current_operation()`` is this operation there).
+
+        Cancellation: a thread cannot be interrupted; if the operation is cancelled the
+        await still waits for ``func`` to return (poll ``current_operation().is_cancelled``
+        or the token in long loops), then the cancellation takes effect.
+        """
+        ctx = contextvars.copy_context()
+
+        def runner() -> T:
+            _current.set(self)
+            return func(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(ctx.run, runner)
+
+    def wrap(self, operation: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        """Wrap an async callable so each call first checks this operation's cancellation."""
+        if not callable(operation):
+            raise TypeError(f"`operation` must be an async callable, got {operation!r}")
+
+        @wraps(operation)
+        async def wrapped(*args: Any, **kwargs: Any) -> R:
+            await self.check_cancelation()
+            return await operation(*args, **kwargs)
+
+        return wrapped
+
+    @asynccontextmanager
+    async def wrapping(self) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+        """Yield ``wrap(fn, *args, **kwargs)``: checks cancellation, then awaits ``fn``."""
+
+        async def wrap_fn(fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
+            await self.check_cancelation()
+            return await fn(*args, **kwargs)
+
+        yield wrap_fn
+
+    @asynccontextmanager
+    async def shield(self) -> AsyncIterator[Cancelable]:
+        """Run a section protected from cancellation, as a child operation.
+
+        Cancellation: the section runs in a shielded cancel scope; neither this
+        operation's sources nor enclosing scopes interrupt it.  The child has
+        ``parent_id`` set and appears in ``child_ids`` (status ``SHIELDED`` while it
+        runs) but is not cancelled with its parent.  A cancellation that arrived
+        meanwhile takes effect at the checkpoint right after the section.
+        """
+        child = type(self)(name=f"{self.name}_shielded", parent=self, metadata={"shielded": True})
+        child._shielded = True
+        with anyio.CancelScope(shield=True):
+            async with child:
+                yield child
+        await anyio.lowlevel.checkpoint_if_cancelled()
+
+    def __repr__(self) -> str:
+        label = self.name or "operation"
+        return f"<Cancelable {label!r} {self._status.value}>"

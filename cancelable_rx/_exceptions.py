@@ -1,0 +1,171 @@
+"""The cancelation error tree.
+
+::
+
+    Exception
+    └── CancelationError            reason, message, context
+        ├── TimeoutCancelation      + timeout_seconds
+        ├── ManualCancelation
+        ├── SignalCancelation       + signal_number
+        ├── ConditionCancelation    + condition_name
+        └── ParentCancelation       + parent_id, parent_reason
+
+Leaving an operation that its own sources cancelled raises the subclass matching the
+reason, chained (``__cause__``) from the backend's cancel exception, the way
+``anyio.fail_after`` raises ``TimeoutError``.  ``CancelationReason.ERROR`` maps to the
+base class.  The constructors match the ``hother-cancelable`` package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._models import CancelationReason, CancelEvent, OperationContext
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = (
+    "CancelationError",
+    "ConditionCancelation",
+    "ManualCancelation",
+    "ParentCancelation",
+    "SignalCancelation",
+    "TimeoutCancelation",
+)
+
+
+class CancelationError(Exception):
+    """Base class: an operation was cancelled.
+
+    Attributes: ``reason`` (:class:`CancelationReason`), ``message`` (str) and
+    ``context`` (the :class:`OperationContext` of the cancelled operation, or ``None``).
+    """
+
+    _op: Cancelable | None = None
+
+    def __init__(
+        self,
+        reason: CancelationReason,
+        message: str | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.reason = reason
+        self.message = message or f"Operation cancelled: {reason.value}"
+        self._context = context
+        super().__init__(self.message)
+
+    @property
+    def context(self) -> OperationContext | None:
+        """The cancelled operation's record (built on first access)."""
+        if self._context is None and self._op is not None:
+            self._context = self._op.context
+        return self._context
+
+    @context.setter
+    def context(self, value: OperationContext | None) -> None:
+        self._context = value
+
+
+class TimeoutCancelation(CancelationError):
+    """The operation's deadline passed."""
+
+    def __init__(
+        self,
+        timeout_seconds: float,
+        message: str | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        super().__init__(
+            CancelationReason.TIMEOUT,
+            message or f"Operation timed out after {timeout_seconds}s",
+            context,
+        )
+
+
+class ManualCancelation(CancelationError):
+    """The operation was cancelled by a token or an explicit ``cancel()``."""
+
+    def __init__(self, message: str | None = None, context: OperationContext | None = None) -> None:
+        super().__init__(CancelationReason.MANUAL, message or "Operation cancelled manually", context)
+
+
+class SignalCancelation(CancelationError):
+    """The process received a signal the operation listens for."""
+
+    def __init__(
+        self,
+        signal_number: int,
+        message: str | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.signal_number = signal_number
+        super().__init__(
+            CancelationReason.SIGNAL,
+            message or f"Operation cancelled by signal {signal_number}",
+            context,
+        )
+
+
+class ConditionCancelation(CancelationError):
+    """A polled condition became true."""
+
+    def __init__(
+        self,
+        condition_name: str | None = None,
+        message: str | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.condition_name = condition_name
+        default = (
+            f"Operation cancelled: {condition_name} condition met"
+            if condition_name
+            else "Operation cancelled: condition met"
+        )
+        super().__init__(CancelationReason.CONDITION, message or default, context)
+
+
+class ParentCancelation(CancelationError):
+    """The parent operation was cancelled."""
+
+    def __init__(
+        self,
+        parent_id: str,
+        parent_reason: CancelationReason | None = None,
+        message: str | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.parent_id = parent_id
+        self.parent_reason = parent_reason
+        default = f"Operation cancelled: parent {parent_id} was cancelled"
+        if parent_reason is not None:
+            default += f" ({parent_reason.value})"
+        super().__init__(CancelationReason.PARENT, message or default, context)
+
+
+def error_for(event: CancelEvent, op: Cancelable | None = None) -> CancelationError:
+    """Build the typed error for ``event``; its ``context`` resolves lazily from ``op``."""
+    reason, message, src = event.reason, event.message, event.source
+    err: CancelationError
+    if reason is CancelationReason.TIMEOUT:
+        err = TimeoutCancelation(_attr(src, "timeout_seconds", 0.0), message)
+    elif reason is CancelationReason.MANUAL:
+        err = ManualCancelation(message)
+    elif reason is CancelationReason.SIGNAL:
+        err = SignalCancelation(_attr(src, "signal_number", 0), message)
+    elif reason is CancelationReason.CONDITION:
+        err = ConditionCancelation(_attr(src, "condition_name", None), message)
+    elif reason is CancelationReason.PARENT:
+        err = ParentCancelation(
+            _attr(src, "parent_id", "?"), _attr(src, "parent_reason", None), message
+        )
+    else:
+        err = CancelationError(reason, message)
+    err._op = op
+    return err
+
+
+def _attr(obj: object, name: str, default: Any) -> Any:
+    value = getattr(obj, name, default)
+    return default if value is None and default is not None else value

@@ -1,0 +1,198 @@
+"""Data models: operation status, cancelation reasons, the operation record and events.
+
+``OperationContext`` is the pydantic record users and the registry read.  A running
+:class:`~cancelable_rx.Cancelable` keeps its hot state in plain slots and builds this
+record lazily, on first access, so an operation nobody inspects never pays for pydantic.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = (
+    "CancelEvent",
+    "CancelationReason",
+    "OperationContext",
+    "OperationStatus",
+    "PartialResult",
+    "ProgressEvent",
+)
+
+logger = logging.getLogger("cancelable_rx")
+
+
+class OperationStatus(str, Enum):
+    """Lifecycle status of an operation.
+
+    Every cancellation, whatever its reason, ends in ``CANCELLED``; the reason is in
+    ``OperationContext.cancel_reason``.  ``TIMEOUT`` exists for compatibility with code
+    that filters on it and is counted as cancelled by ``is_cancelled``.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SHIELDED = "shielded"
+
+
+class CancelationReason(str, Enum):
+    """Why an operation was cancelled."""
+
+    TIMEOUT = "timeout"
+    MANUAL = "manual"
+    SIGNAL = "signal"
+    CONDITION = "condition"
+    PARENT = "parent"
+    ERROR = "error"
+
+
+_TERMINAL = frozenset(
+    {
+        OperationStatus.COMPLETED,
+        OperationStatus.CANCELLED,
+        OperationStatus.FAILED,
+        OperationStatus.TIMEOUT,
+    }
+)
+
+
+def new_id() -> str:
+    """A fresh operation or token id (a UUID4 string)."""
+    return str(uuid.uuid4())
+
+
+class OperationContext(BaseModel):
+    """The record of one operation: identity, status, timing, outcome and hierarchy.
+
+    Thread-safety: fields are written by the operation on its event loop thread;
+    reading from other threads sees a consistent value per field.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str = Field(default_factory=new_id)
+    name: str | None = None
+    status: OperationStatus = OperationStatus.PENDING
+    start_time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    end_time: datetime | None = None
+    cancel_reason: CancelationReason | None = None
+    cancel_message: str | None = None
+    error: str | None = None
+    partial_result: Any | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    child_ids: set[str] = Field(default_factory=set)
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Time from start to end, or to now while running; ``None`` before start."""
+        if self.end_time is not None:
+            return self.end_time - self.start_time
+        if self.status in (OperationStatus.RUNNING, OperationStatus.SHIELDED):
+            return datetime.now(UTC) - self.start_time
+        return None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """``duration`` in seconds."""
+        d = self.duration
+        return d.total_seconds() if d is not None else None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the operation has completed, been cancelled or failed."""
+        return self.status in _TERMINAL
+
+    @property
+    def is_success(self) -> bool:
+        """True if the operation completed."""
+        return self.status is OperationStatus.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True if the operation ended cancelled (any reason)."""
+        return self.status in (OperationStatus.CANCELLED, OperationStatus.TIMEOUT)
+
+    def log_context(self) -> dict[str, Any]:
+        """A flat dict for structured logging (``extra=``)."""
+        return {
+            "operation_id": self.id,
+            "operation_name": self.name,
+            "status": self.status.value,
+            "duration_seconds": self.duration_seconds,
+            "parent_id": self.parent_id,
+            "child_count": len(self.child_ids),
+            "has_error": self.error is not None,
+            "cancel_reason": self.cancel_reason.value if self.cancel_reason else None,
+        }
+
+    def update_status(self, status: OperationStatus) -> None:
+        """Set ``status``; a terminal status also stamps ``end_time``. Logs at DEBUG."""
+        old = self.status
+        self.status = status
+        if status in _TERMINAL and self.end_time is None:
+            self.end_time = datetime.now(UTC)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "operation %s: %s -> %s",
+                self.id,
+                old.value,
+                status.value,
+                extra=self.log_context(),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelEvent:
+    """What a cancelation source emits, exactly once: why and by whom.
+
+    ``source`` is the object that fired (a source, a token, a parent operation).
+    """
+
+    reason: CancelationReason
+    message: str | None = None
+    source: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One progress report of an operation.
+
+    ``count`` is the number of items a stream had produced when it reported (``None``
+    for reports made with ``report_progress``).
+    """
+
+    operation_id: str
+    message: Any
+    metadata: dict[str, Any] | None = None
+    count: int | None = None
+
+
+@dataclass(slots=True)
+class PartialResult:
+    """What a stream had produced when it ended, however it ended.
+
+    ``count`` items were yielded to the consumer; ``completed`` is True only when the
+    source iterator was exhausted; ``buffer`` holds the last items when buffering was on
+    (``None`` otherwise).
+    """
+
+    count: int = 0
+    completed: bool = False
+    buffer: list[Any] | None = field(default=None)
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``partial["count"]``) for code written against dicts."""
+        if key in ("count", "completed", "buffer"):
+            return getattr(self, key)
+        raise KeyError(key)

@@ -1,0 +1,257 @@
+"""CancelationToken and LinkedCancelationToken.
+
+A token is a thread-safe, fire-once flag with a reason.  Operations listen to it through
+a lock-protected listener set (no reactivex machinery on the enter/exit path) and stop
+listening when they exit, so a long-lived token shared by a million sequential
+operations holds nothing afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._exceptions import error_for
+from ._loop import LoopHandle, capture
+from ._models import CancelationReason, CancelEvent, new_id
+from ._rx import Listener, call_all
+
+__all__ = ("CancelationToken", "LinkedCancelationToken")
+
+logger = logging.getLogger("cancelable_rx")
+TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
+
+
+def check_reason(reason: object) -> CancelationReason:
+    """Validate a ``reason`` argument; a clear TypeError names a misplaced message."""
+    if isinstance(reason, CancelationReason):
+        return reason
+    if isinstance(reason, str):
+        try:
+            return CancelationReason(reason)
+        except ValueError:
+            pass
+    raise TypeError(
+        f"`reason` must be a CancelationReason (e.g. CancelationReason.MANUAL), got {reason!r}; "
+        "pass free text as message=..."
+    )
+
+
+class CancelationToken(BaseModel):
+    """A thread-safe, fire-once cancelation flag that can be shared across tasks and threads.
+
+    Cancellation: ``cancel``/``cancel_sync`` set the flag once (later calls return
+    False and change nothing); every operation listening to the token is cancelled with
+    the token's reason.
+    Thread-safety: every method may be called from any thread; ``cancel_sync`` is the
+    one to use outside the event loop.  Operations hop to their own loop; registered
+    callbacks run as tasks on the loop that registered them.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    __slots__ = ("_lock", "_listeners", "_callbacks")
+
+    id: str = Field(default_factory=new_id)
+    is_cancelled: bool = False
+    reason: CancelationReason | None = None
+    message: str | None = None
+    cancelled_at: datetime | None = None
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_listeners", {})
+        object.__setattr__(self, "_callbacks", [])
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CancelationToken) and other.id == self.id
+
+    def __repr__(self) -> str:
+        state = f"cancelled={self.reason.value if self.reason else '?'}" if self.is_cancelled else "active"
+        return f"{type(self).__name__}(id={self.id[:8]}, {state})"
+
+    __str__ = __repr__
+
+    # -- listening (internal, used by operations and links) -------------------------
+
+    def _listen(self, fn: Listener) -> None:
+        """Call ``fn(self)`` on cancel, or at once if already cancelled."""
+        with self._lock:
+            if not self.is_cancelled:
+                self._listeners[fn] = None
+                return
+        fn(self)
+
+    def _unlisten(self, fn: Listener) -> None:
+        with self._lock:
+            self._listeners.pop(fn, None)
+
+    def _set(self, reason: CancelationReason, message: str | None) -> list[tuple[TokenCallback, LoopHandle | None]] | None:
+        """Flip the flag; notify listeners; return the callbacks still to run (or None)."""
+        with self._lock:
+            if self.is_cancelled:
+                return None
+            d = self.__dict__
+            d["reason"] = reason
+            d["message"] = message
+            d["cancelled_at"] = datetime.now(UTC)
+            d["is_cancelled"] = True
+            listeners = tuple(self._listeners)
+            self._listeners.clear()
+            callbacks = self._callbacks
+            object.__setattr__(self, "_callbacks", [])
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("token %s cancelled (%s): %s", self.id, reason.value, message)
+        call_all(listeners, self)
+        return callbacks
+
+    @property
+    def listener_count(self) -> int:
+        """How many operations and links currently listen to this token."""
+        return len(self._listeners) + len(self._callbacks)
+
+    # -- public API --------------------------------------------------------------------
+
+    async def cancel(self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None) -> bool:
+        """Cancel the token.  Returns True if this call cancelled it, False if it already was.
+
+        Listening operations are cancelled before this returns; callbacks registered from
+        this loop are awaited in registration order (their errors are logged).
+        """
+        callbacks = self._set(check_reason(reason), message)
+        if callbacks is None:
+            return False
+        for cb, handle in callbacks:
+            if handle is None or handle.in_loop_thread():
+                await _call_logged(cb, self)
+            else:
+                handle.spawn(lambda cb=cb: _call_logged(cb, self))
+        return True
+
+    def cancel_sync(self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None) -> bool:
+        """Cancel the token from any thread, or from synchronous code on the loop.
+
+        Returns True if this call cancelled it.  Listening operations are cancelled on
+        their own loops (no bridge needs starting); registered callbacks are started as
+        tasks on the loops that registered them.
+        """
+        callbacks = self._set(check_reason(reason), message)
+        if callbacks is None:
+            return False
+        for cb, handle in callbacks:
+            if handle is not None:
+                handle.spawn(lambda cb=cb: _call_logged(cb, self))
+        return True
+
+    async def wait_for_cancel(self) -> None:
+        """Wait until the token is cancelled (returns at once if it already is)."""
+        if self.is_cancelled:
+            return
+        event = anyio.Event()
+        handle = capture()
+
+        def wake(_: object) -> None:
+            if handle.in_loop_thread():
+                event.set()
+            else:
+                handle.run_soon(event.set)
+
+        self._listen(wake)
+        try:
+            await event.wait()
+        finally:
+            self._unlisten(wake)
+
+    def _event(self) -> CancelEvent:
+        return CancelEvent(self.reason or CancelationReason.MANUAL, self.message, self)
+
+    def check(self) -> None:
+        """Raise the :class:`CancelationError` subclass for the token's reason if cancelled.
+
+        A token cancelled with ``MANUAL`` (the default) raises ``ManualCancelation``.
+        """
+        if self.is_cancelled:
+            raise error_for(self._event())
+
+    async def check_async(self) -> None:
+        """Async check: if cancelled, let a pending cancellation of the current scope
+        take effect (a checkpoint), else raise like :meth:`check`.
+
+        It never constructs a backend cancel exception.
+        """
+        if self.is_cancelled:
+            await anyio.lowlevel.checkpoint()
+            raise error_for(self._event())
+
+    def is_cancelation_requested(self) -> bool:
+        """Non-raising check."""
+        return self.is_cancelled
+
+    async def register_callback(self, callback: TokenCallback) -> None:
+        """Call ``callback(token)`` (sync or async) when the token is cancelled.
+
+        If it already is, the callback runs now.  Callbacks run on the loop that
+        registered them; exceptions are logged, never raised to the canceller.
+        """
+        if not callable(callback):
+            raise TypeError(f"`callback` must be callable, got {callback!r}")
+        with self._lock:
+            if not self.is_cancelled:
+                self._callbacks.append((callback, capture()))
+                return
+        await _call_logged(callback, self)
+
+
+async def _call_logged(cb: TokenCallback, token: CancelationToken) -> None:
+    try:
+        result = cb(token)
+        if result is not None and hasattr(result, "__await__"):
+            await result
+    except Exception:
+        logger.exception("cancelable_rx: token callback %r failed", cb)
+
+
+class LinkedCancelationToken(CancelationToken):
+    """A token that is also cancelled when any token linked into it is cancelled."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        object.__setattr__(self, "_links", [])
+
+    async def link(self, token: CancelationToken, preserve_reason: bool = False) -> None:
+        """Cancel this token when ``token`` is cancelled.
+
+        With ``preserve_reason`` the linked token's reason and message are copied;
+        otherwise the reason is ``PARENT``.  Linking an already-cancelled token cancels
+        this one at once.  :meth:`unlink_all` removes every link.
+        """
+        if not isinstance(token, CancelationToken):
+            raise TypeError(f"`token` must be a CancelationToken, got {token!r}")
+        if token is self:
+            raise ValueError("a token cannot be linked to itself")
+
+        def forward(src: CancelationToken) -> None:
+            if preserve_reason and src.reason is not None:
+                self.cancel_sync(src.reason, src.message or f"Linked token {src.id[:8]} was cancelled")
+            else:
+                self.cancel_sync(CancelationReason.PARENT, f"Linked token {src.id[:8]} was cancelled")
+
+        self._links.append((token, forward))
+        token._listen(forward)
+
+    def unlink_all(self) -> None:
+        """Stop listening to every linked token."""
+        links, self._links[:] = list(self._links), []
+        for token, fn in links:
+            token._unlisten(fn)

@@ -1,0 +1,57 @@
+"""SignalSource: cancel when the process receives an OS signal."""
+
+from __future__ import annotations
+
+import signal as _signal
+
+from .._models import CancelationReason, CancelEvent
+from . import _signal_hub
+from .base import ArmContext, CancelationSource
+
+__all__ = ("SignalSource",)
+
+
+class SignalSource(CancelationSource):
+    """Fires when any of ``signals`` arrives while an operation using it runs.
+
+    While armed, the process-wide handler of each signal is ours (shared, reference-
+    counted, by every operation listening to that signal, so all of them fire); the
+    previous handler is restored when the last one exits.
+    Thread-safety: Python installs signal handlers only in the main thread, so the
+    source must be created and its operation entered there; anything else raises
+    RuntimeError saying so.
+    """
+
+    reason = CancelationReason.SIGNAL
+
+    def __init__(self, *signals: int, name: str | None = None) -> None:
+        if not signals:
+            raise ValueError("SignalSource needs at least one signal number, e.g. signal.SIGINT")
+        checked = tuple(_signal_hub.check_signal(s) for s in signals)
+        _signal_hub.require_main_thread("with_signal()/SignalSource")
+        super().__init__(name)
+        self.signals = checked
+        self.signal_number: int | None = None
+        self._subs: list[tuple[int, object, object]] = []
+
+    def default_message(self) -> str:
+        if self.signal_number is None:
+            return "Signal received"
+        return f"Received signal {_signal.Signals(self.signal_number).name} ({self.signal_number})"
+
+    def _fire_signal(self, signum: int) -> None:
+        if self._fired:
+            return
+        self.signal_number = signum
+        self._fire_value(CancelEvent(CancelationReason.SIGNAL, self.default_message(), self))
+
+    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
+        for signum in self.signals:
+            fn = lambda signum=signum: self._fire_signal(signum)  # noqa: E731
+            _signal_hub.subscribe(signum, ctx.handle, fn)
+            self._subs.append((signum, ctx.handle, fn))
+
+    def _stop(self) -> None:
+        subs, self._subs = self._subs, []
+        for signum, handle, fn in subs:
+            _signal_hub.unsubscribe(signum, handle, fn)  # type: ignore[arg-type]
