@@ -28,6 +28,7 @@ from ._models import CancelationReason, CancelEvent, OperationContext, Operation
 from ._plan import Plan, compile_plan
 from ._token import CancelationToken, LinkedCancelationToken, check_reason
 from .sources.base import CancelationSource, as_source
+from .sources.timeout import TimeoutSource
 
 __all__ = ("Cancelable", "current_operation")
 
@@ -42,6 +43,7 @@ _FIRE_LOCK = threading.Lock()
 _PENDING, _RUNNING, _DONE = 0, 1, 2
 _INF = math.inf
 _now = time.time
+_get_ident = threading.get_ident
 _RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
 
 
@@ -84,14 +86,43 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
     An operation can be entered once.
     """
 
-    __slots__ = (
-        "_id", "_name", "_default_name", "_metadata", "_parent", "_register_globally",
-        "_suppress", "_sources", "_plan", "_token", "_own_token", "_state", "_status",
-        "_fired", "_scope", "_handle", "_tg", "_cv", "_ctx", "_start_ts", "_end_ts",
-        "_error", "_partial", "_children", "_child_ids", "_status_callbacks",
-        "_progress_callbacks", "_progress", "_deadline", "_own_deadline", "_shielded",
-        "_registry", "__weakref__",
-    )  # fmt: skip
+    # Defaults live on the class: __init__ stores only what differs, so a bare operation
+    # costs a handful of attribute writes.  Mutable state is created when first needed.
+    _id: str | None = None
+    _name: str | None = None
+    _default_name: str | None = None
+    _metadata: dict[str, Any] | None = None
+    _parent: Cancelable | None = None
+    _register_globally = False
+    _suppress = False
+    _sources: list[CancelationSource] | tuple[()] = ()
+    _timeout = _INF  # the earliest plain timeout (with_timeout / combine), seconds
+    _tokens: tuple[CancelationToken, ...] = ()  # extra tokens merged by combine()
+    _plan: Plan | None = None
+    _token: CancelationToken | None = None
+    _own_token = False
+    _state = _PENDING
+    _status = OperationStatus.PENDING
+    _fired: CancelEvent | None = None
+    _scope: Any = None
+    _handle: LoopHandle | None = None
+    _tg: Any = None
+    _cv: contextvars.Token[Cancelable | None] | None = None
+    _ctx: OperationContext | None = None
+    _start_ts: float | None = None
+    _end_ts: float | None = None
+    _error: str | None = None
+    _partial: Any = None
+    _children: set[Cancelable] | None = None
+    _child_ids: set[str] | None = None
+    _status_callbacks: dict[str, list[Callable[..., Any]]] | None = None
+    _progress_callbacks: list[Any] | None = None
+    _progress: ProgressObservable | None = None
+    _deadline = _INF
+    _own_deadline = _INF
+    _shielded = False
+    _registry: Any = None
+    _listening = False
 
     def __init__(
         self,
@@ -103,42 +134,22 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         *,
         suppress_cancelation: bool = False,
     ) -> None:
-        if parent is not None and not isinstance(parent, Cancelable):
-            raise TypeError(f"`parent` must be a Cancelable or None, got {parent!r}")
-        if operation_id is not None and not isinstance(operation_id, str):
-            raise TypeError(f"`operation_id` must be a str or None, got {operation_id!r}")
-        self._id = operation_id
-        self._name = name
-        self._default_name: str | None = None
-        self._metadata = metadata
-        self._parent = parent
-        self._register_globally = register_globally
-        self._suppress = suppress_cancelation
-        self._sources: list[CancelationSource] = []
-        self._plan: Plan | None = None
-        self._token: CancelationToken | None = None
-        self._own_token = False
-        self._state = _PENDING
-        self._status = OperationStatus.PENDING
-        self._fired: CancelEvent | None = None
-        self._scope: anyio.CancelScope | None = None
-        self._handle: LoopHandle | None = None
-        self._tg: Any = None
-        self._cv: contextvars.Token[Cancelable | None] | None = None
-        self._ctx: OperationContext | None = None
-        self._start_ts: float | None = None
-        self._end_ts: float | None = None
-        self._error: str | None = None
-        self._partial: Any = None
-        self._children: set[Cancelable] | None = None
-        self._child_ids: set[str] | None = None
-        self._status_callbacks = None
-        self._progress_callbacks = None
-        self._progress: ProgressObservable | None = None
-        self._deadline = _INF
-        self._own_deadline = _INF
-        self._shielded = False
-        self._registry: Any = None
+        if operation_id is not None:
+            if not isinstance(operation_id, str):
+                raise TypeError(f"`operation_id` must be a str or None, got {operation_id!r}")
+            self._id = operation_id
+        if name is not None:
+            self._name = name
+        if parent is not None:
+            if not isinstance(parent, Cancelable):
+                raise TypeError(f"`parent` must be a Cancelable or None, got {parent!r}")
+            self._parent = parent
+        if metadata is not None:
+            self._metadata = metadata
+        if register_globally:
+            self._register_globally = True
+        if suppress_cancelation:
+            self._suppress = True
 
     # -- identity and record -----------------------------------------------------------
 
@@ -198,7 +209,7 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         """
         if self._fired is None and self._state == _RUNNING and self._own_deadline != _INF:
             handle = self._handle
-            if handle is not None and handle.in_loop_thread() and anyio.current_time() >= self._own_deadline:
+            if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
                 self._record(self._timeout_event())
         return self._fired is not None
 
@@ -242,6 +253,7 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             if self._fired is not None:
                 tok.cancel_sync(self._fired.reason, self._fired.message)
             elif self._state == _RUNNING:
+                self._listening = True
                 tok._listen(self._on_token)
         return tok
 
@@ -262,7 +274,8 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             raise RuntimeError(
                 f"add_source() must be called before the operation is entered; {self!r} is {self._status.value}"
             )
-        self._sources.append(as_source(source, "add_source(source)"))
+        src = as_source(source, "add_source(source)")
+        self._sources = [*self._sources, src]
         self._plan = None
         return self
 
@@ -291,13 +304,14 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             return False
         if self._state == _RUNNING:
             handle = self._handle
-            if handle is not None and not handle.in_loop_thread():
+            if handle is not None and _get_ident() != handle.thread_id:
                 handle.run_soon(self._cancel_scope)
             else:
-                self._cancel_scope()
-        tok = self._token
-        if self._own_token and tok is not None and not tok.is_cancelled:
-            tok.cancel_sync(event.reason, event.message)
+                self._scope.cancel()
+        if self._own_token:
+            tok = self._token
+            if tok is not None and not tok.is_cancelled:
+                tok.cancel_sync(event.reason, event.message)
         children = self._children
         if propagate and children:
             child_event = CancelEvent(
@@ -307,8 +321,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             )
             for child in tuple(children):
                 child._fire(child_event)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("operation %s cancelled: %s", self.name, event.reason.value)
         return True
 
     def _cancel_scope(self) -> None:
@@ -320,8 +332,7 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         self._fire(event)
 
     def _on_token(self, token: CancelationToken) -> None:
-        reason = token.reason or CancelationReason.MANUAL
-        self._fire(CancelEvent(reason, token.message or f"Token {token.id[:8]} was cancelled", token))
+        self._fire(CancelEvent(token.reason or CancelationReason.MANUAL, token.message, token))
 
     # -- ArmContext for sources ------------------------------------------------------
 
@@ -344,39 +355,50 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             )
         self._state = _RUNNING
         self._start_ts = _now()
-        plan = self._plan
-        if plan is None:
-            plan = self._plan = compile_plan(self._sources)
-        deadline = _INF
-        if plan.timeout is not None:
-            deadline = anyio.current_time() + plan.timeout.timeout_seconds
+        handle = self._handle = capture()
+        seconds = self._timeout
+        needs_tasks = False
+        if self._sources:
+            plan = self._plan
+            if plan is None:
+                plan = self._plan = compile_plan(self._sources)
+            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
+                seconds = plan.timeout.timeout_seconds
+            needs_tasks = plan.needs_tasks
+        deadline = handle.now() + seconds if seconds != _INF else _INF
         self._own_deadline = deadline
         parent = self._parent
         if parent is not None and not self._shielded and parent._deadline < deadline:
             deadline = parent._deadline
         self._deadline = deadline
-        self._handle = capture()
-        self._status = OperationStatus.SHIELDED if self._shielded else OperationStatus.RUNNING
+        if self._shielded:
+            self._status = OperationStatus.SHIELDED
+        else:
+            self._status = OperationStatus.RUNNING
         if self._ctx is not None:
             self._ctx.status = self._status
             self._ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
         self._cv = _current.set(self)
-        try:
-            if plan.needs_tasks:
-                tg = anyio.create_task_group()
-                await tg.__aenter__()
-                self._tg = tg
-            scope = self._scope = anyio.CancelScope(deadline=deadline)
-            scope.__enter__()
+        scope = self._scope = handle.scope_cls(deadline=deadline)
+        if needs_tasks or parent is not None or self._token is not None or self._tokens or self._sources:
+            self._listening = True
             try:
-                self._listen_all(plan)
+                if needs_tasks:
+                    tg = anyio.create_task_group()
+                    await tg.__aenter__()
+                    self._tg = tg
+                scope.__enter__()
+                try:
+                    self._listen_all()
+                except BaseException:
+                    scope.__exit__(None, None, None)
+                    raise
             except BaseException:
-                scope.__exit__(None, None, None)
+                await self._teardown()
+                self._finish(OperationStatus.FAILED)
                 raise
-        except BaseException:
-            await self._teardown(plan)
-            self._finish(OperationStatus.FAILED)
-            raise
+        else:
+            scope.__enter__()
         if self._fired is not None:
             self._status = OperationStatus.CANCELLED
             scope.cancel()
@@ -389,7 +411,7 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             await self._trigger("start")
         return self
 
-    def _listen_all(self, plan: Plan) -> None:
+    def _listen_all(self) -> None:
         parent = self._parent
         if parent is not None:
             parent._adopt(self)
@@ -406,9 +428,13 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
                 )
             else:
                 tok._listen(self._on_token)
-        for src in plan.triggers:
-            src._listen(self._on_event)
-            src._arm(self, True)
+        for extra in self._tokens:
+            extra._listen(self._on_token)
+        if self._sources:
+            assert self._plan is not None
+            for src in self._plan.triggers:
+                src._listen(self._on_event)
+                src._arm(self, True)
 
     def _adopt(self, child: Cancelable) -> None:
         """Register an entering child (hierarchy, and cancellation unless shielded)."""
@@ -433,20 +459,27 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
                 )
             )
 
-    async def _teardown(self, plan: Plan) -> None:
-        """Undo everything enter did, in reverse; never raises."""
-        for src in plan.triggers:
-            src._unlisten(self._on_event)
-            try:
-                src._disarm()
-            except Exception:
-                logger.exception("cancelable_rx: stopping source %r failed", src)
+    def _unlisten_all(self) -> None:
+        """Stop listening to every token, source and parent; never raises."""
+        if self._plan is not None:
+            for src in self._plan.triggers:
+                src._unlisten(self._on_event)
+                try:
+                    src._disarm()
+                except Exception:
+                    logger.exception("cancelable_rx: stopping source %r failed", src)
         tok = self._token
         if tok is not None:
             tok._unlisten(self._on_token)
+        for extra in self._tokens:
+            extra._unlisten(self._on_token)
         parent = self._parent
         if parent is not None and parent._children is not None:
             parent._children.discard(self)
+
+    async def _teardown(self) -> None:
+        """Undo everything enter did, in reverse; never raises."""
+        self._unlisten_all()
         tg = self._tg
         if tg is not None:
             self._tg = None
@@ -456,6 +489,9 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             tg.cancel_scope.cancel()
             tg.cancel_scope.shield = True
             await tg.__aexit__(None, None, None)
+        self._reset_current()
+
+    def _reset_current(self) -> None:
         if self._cv is not None:
             try:
                 _current.reset(self._cv)
@@ -477,10 +513,17 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         if registry is not None:
             registry._on_exit(self)
 
-    def _timeout_event(self) -> CancelEvent:
+    def _timeout_source(self) -> TimeoutSource:
+        """The timeout that set the own deadline (materialised for plain timeouts)."""
         plan = self._plan
-        if plan is not None and plan.timeout is not None and anyio.current_time() >= self._own_deadline:
-            src = plan.timeout
+        if plan is not None and plan.timeout is not None and plan.timeout.timeout_seconds <= self._timeout:
+            return plan.timeout
+        return TimeoutSource(self._timeout)
+
+    def _timeout_event(self) -> CancelEvent:
+        handle = self._handle
+        if self._own_deadline != _INF and handle is not None and handle.now() >= self._own_deadline:
+            src = self._timeout_source()
             return CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
         if self._parent is not None:
             return CancelEvent(
@@ -491,12 +534,21 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         return CancelEvent(CancelationReason.MANUAL, "Operation cancelled", None)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        scope = self._scope
-        assert scope is not None and self._plan is not None
         try:
-            swallowed = scope.__exit__(exc_type, exc, tb)
+            # trio's scope returns True for a clean exit too: only an exception is "swallowed".
+            swallowed = self._scope.__exit__(exc_type, exc, tb) and exc_type is not None
         finally:
-            await self._teardown(self._plan)
+            if self._tg is not None:
+                await self._teardown()
+            else:
+                if self._listening:
+                    self._unlisten_all()
+                self._reset_current()
+        if exc_type is None and self._fired is None:
+            self._finish(OperationStatus.COMPLETED)
+            if self._status_callbacks is not None:
+                await self._trigger("complete")
+            return False
         if exc_type is None or swallowed:
             fired = self._fired
             if fired is None and swallowed:

@@ -144,24 +144,35 @@ class ParentCancelation(CancelationError):
         super().__init__(CancelationReason.PARENT, message or default, context)
 
 
+def _timeout(e: CancelEvent) -> CancelationError:
+    return TimeoutCancelation(_attr(e.source, "timeout_seconds", 0.0), e.message)
+
+
+def _signal(e: CancelEvent) -> CancelationError:
+    return SignalCancelation(_attr(e.source, "signal_number", 0), e.message)
+
+
+def _condition(e: CancelEvent) -> CancelationError:
+    return ConditionCancelation(_attr(e.source, "condition_name", None), e.message)
+
+
+def _parent(e: CancelEvent) -> CancelationError:
+    return ParentCancelation(_attr(e.source, "parent_id", "?"), _attr(e.source, "parent_reason", None), e.message)
+
+
+_BUILDERS = {
+    CancelationReason.TIMEOUT: _timeout,
+    CancelationReason.MANUAL: lambda e: ManualCancelation(e.message),
+    CancelationReason.SIGNAL: _signal,
+    CancelationReason.CONDITION: _condition,
+    CancelationReason.PARENT: _parent,
+    CancelationReason.ERROR: lambda e: CancelationError(CancelationReason.ERROR, e.message),
+}
+
+
 def error_for(event: CancelEvent, op: Cancelable | None = None) -> CancelationError:
     """Build the typed error for ``event``; its ``context`` resolves lazily from ``op``."""
-    reason, message, src = event.reason, event.message, event.source
-    err: CancelationError
-    if reason is CancelationReason.TIMEOUT:
-        err = TimeoutCancelation(_attr(src, "timeout_seconds", 0.0), message)
-    elif reason is CancelationReason.MANUAL:
-        err = ManualCancelation(message)
-    elif reason is CancelationReason.SIGNAL:
-        err = SignalCancelation(_attr(src, "signal_number", 0), message)
-    elif reason is CancelationReason.CONDITION:
-        err = ConditionCancelation(_attr(src, "condition_name", None), message)
-    elif reason is CancelationReason.PARENT:
-        err = ParentCancelation(
-            _attr(src, "parent_id", "?"), _attr(src, "parent_reason", None), message
-        )
-    else:
-        err = CancelationError(reason, message)
+    err = _BUILDERS[event.reason](event)
     err._op = op
     return err
 

@@ -13,8 +13,7 @@ from ._token import CancelationToken
 from .sources.condition import ConditionSource
 from .sources.observable import ObservableSource
 from .sources.signal import SignalSource
-from .sources.timeout import TimeoutSource
-from .sources.token import TokenSource
+from .sources.timeout import check_timeout
 
 if TYPE_CHECKING:
     from ._cancelable import Cancelable
@@ -43,10 +42,10 @@ class FactoriesMixin:
         checkpoint and ``math.inf`` never, as in anyio; negative or NaN is a ValueError.
         The timeout is the cancel scope's deadline: no timer, no task.
         """
-        source = TimeoutSource(timeout)
+        seconds = check_timeout(timeout)
         op: Cancelable = cls(operation_id=operation_id, name=name, **kwargs)  # type: ignore[assignment]
-        op._default_name = f"timeout_{source.timeout_seconds}s"
-        op._sources.append(source)
+        op._default_name = "timeout"
+        op._timeout = seconds
         return op
 
     @classmethod
@@ -86,7 +85,7 @@ class FactoriesMixin:
         source = SignalSource(*signals)
         op: Cancelable = cls(operation_id=operation_id, name=name, **kwargs)  # type: ignore[assignment]
         op._default_name = "signal_based"
-        op._sources.append(source)
+        op._sources = [source]
         return op
 
     @classmethod
@@ -105,7 +104,7 @@ class FactoriesMixin:
         source = ConditionSource(condition, check_interval, condition_name)
         op: Cancelable = cls(operation_id=operation_id, name=name, **kwargs)  # type: ignore[assignment]
         op._default_name = "condition_based"
-        op._sources.append(source)
+        op._sources = [source]
         return op
 
     @classmethod
@@ -123,7 +122,7 @@ class FactoriesMixin:
         source = ObservableSource(observable, reason, message)
         op: Cancelable = cls(operation_id=operation_id, name=name, **kwargs)  # type: ignore[assignment]
         op._default_name = "observable_based"
-        op._sources.append(source)
+        op._sources = [source]
         return op
 
     def combine(self, *others: Cancelable) -> Cancelable:
@@ -147,8 +146,17 @@ class FactoriesMixin:
             register_globally=me._register_globally,
             suppress_cancelation=me._suppress,
         )
+        sources: list[Any] = []
+        tokens: list[CancelationToken] = []
         for part in parts:
-            combined._sources.extend(part._sources)
-            if part._token is not None:
-                combined._sources.append(TokenSource(part._token))
+            sources.extend(part._sources)
+            if part._timeout < combined._timeout:
+                combined._timeout = part._timeout
+            if part._token is not None and part._token not in tokens:
+                tokens.append(part._token)
+            tokens.extend(t for t in part._tokens if t not in tokens)
+        if sources:
+            combined._sources = sources
+        if tokens:
+            combined._tokens = tuple(tokens)
         return combined

@@ -24,16 +24,49 @@ _get_running_loop = asyncio._get_running_loop  # C-level, no exception when abse
 _background: set[asyncio.Task[Any]] = set()
 
 
-class LoopHandle:
-    """A thread-safe handle on one running event loop."""
+def _scope_classes() -> tuple[Any, Any]:
+    """The backends' CancelScope classes, to skip anyio's per-call backend lookup.
 
-    __slots__ = ("_schedule", "is_trio", "thread_id", "_token")
+    ``anyio.CancelScope()`` resolves the backend through sniffio on every call (about
+    half the cost of a bare scope).  We resolve it once per loop instead.  This reaches
+    into ``anyio._backends``: if that layout changes, fall back to ``anyio.CancelScope``.
+    """
+    import anyio
+
+    try:
+        from anyio._backends._asyncio import CancelScope as AsyncioScope
+    except Exception:  # pragma: no cover - depends on anyio's private layout
+        AsyncioScope = anyio.CancelScope
+    try:
+        from anyio._backends._trio import CancelScope as TrioScope
+    except Exception:  # pragma: no cover - trio not installed or layout changed
+        TrioScope = anyio.CancelScope
+    return AsyncioScope, TrioScope
+
+
+class LoopHandle:
+    """A thread-safe handle on one running event loop.
+
+    ``now()`` is the loop clock (anyio's ``current_time``), ``scope_cls`` builds anyio
+    cancel scopes for this backend.  Both are for the loop thread only.
+    """
+
+    __slots__ = ("_schedule", "is_trio", "thread_id", "_token", "now", "scope_cls")
 
     def __init__(self, schedule: Callable[..., Any], thread_id: int, is_trio: bool, token: Any) -> None:
         self._schedule = schedule
         self.thread_id = thread_id
         self.is_trio = is_trio
         self._token = token
+        asyncio_scope, trio_scope = _scope_classes()
+        if is_trio:
+            import trio
+
+            self.now: Callable[[], float] = trio.current_time
+            self.scope_cls: Any = trio_scope
+        else:
+            self.now = token.time
+            self.scope_cls = asyncio_scope
 
     def in_loop_thread(self) -> bool:
         """True when called on the loop's own thread."""
@@ -81,16 +114,30 @@ def _start_task(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None
         task.add_done_callback(_background.discard)
 
 
+_last: tuple[Any, LoopHandle | None] = (None, None)  # (loop or TrioToken, its handle)
+
+
 def capture() -> LoopHandle:
-    """Capture the loop running in this thread.  Call from async code only."""
-    loop = _get_running_loop()
-    if loop is not None:
-        return LoopHandle(loop.call_soon_threadsafe, _get_ident(), False, loop)
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        token = trio.lowlevel.current_trio_token()
-        return LoopHandle(token.run_sync_soon, _get_ident(), True, token)
-    raise RuntimeError("cancelable_rx needs a running asyncio or trio event loop in this thread")
+    """The handle of the loop running in this thread (cached per loop).  Async code only."""
+    global _last
+    key: Any = _get_running_loop()
+    if key is None:
+        trio = sys.modules.get("trio")
+        if trio is None:
+            raise RuntimeError("cancelable_rx needs a running asyncio or trio event loop in this thread")
+        try:
+            key = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            raise RuntimeError("cancelable_rx needs a running asyncio or trio event loop in this thread") from None
+    last_key, handle = _last
+    if last_key is key and handle is not None:
+        return handle
+    if hasattr(key, "run_sync_soon"):
+        handle = LoopHandle(key.run_sync_soon, _get_ident(), True, key)
+    else:
+        handle = LoopHandle(key.call_soon_threadsafe, _get_ident(), False, key)
+    _last = (key, handle)
+    return handle
 
 
 def spawn_soon(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._exceptions import error_for
 from ._loop import LoopHandle, capture
 from ._models import CancelationReason, CancelEvent, new_id
-from ._rx import Listener, call_all
+from ._rx import Listener
 
 __all__ = ("CancelationToken", "LinkedCancelationToken")
 
@@ -108,10 +108,15 @@ class CancelationToken(BaseModel):
             listeners = tuple(self._listeners)
             self._listeners.clear()
             callbacks = self._callbacks
-            object.__setattr__(self, "_callbacks", [])
+            if callbacks:
+                object.__setattr__(self, "_callbacks", [])
+        for fn in listeners:
+            try:
+                fn(self)
+            except Exception:
+                logger.exception("cancelable_rx: listener %r of token %s failed", fn, self.id)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("token %s cancelled (%s): %s", self.id, reason.value, message)
-        call_all(listeners, self)
         return callbacks
 
     @property
@@ -130,7 +135,7 @@ class CancelationToken(BaseModel):
         callbacks = self._set(check_reason(reason), message)
         if callbacks is None:
             return False
-        for cb, handle in callbacks:
+        for cb, handle in tuple(callbacks):
             if handle is None or handle.in_loop_thread():
                 await _call_logged(cb, self)
             else:
@@ -147,7 +152,7 @@ class CancelationToken(BaseModel):
         callbacks = self._set(check_reason(reason), message)
         if callbacks is None:
             return False
-        for cb, handle in callbacks:
+        for cb, handle in tuple(callbacks):
             if handle is not None:
                 handle.spawn(lambda cb=cb: _call_logged(cb, self))
         return True
