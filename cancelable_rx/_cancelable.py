@@ -295,6 +295,10 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             ctx.cancel_message = event.message
             if self._state == _RUNNING:
                 ctx.status = OperationStatus.CANCELLED
+        if self._own_token:
+            tok = self._token
+            if tok is not None and not tok.is_cancelled:
+                tok.cancel_sync(event.reason, event.message)
         return True
 
     def _fire(self, event: CancelEvent, propagate: bool = True) -> bool:
@@ -308,10 +312,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
                 handle.run_soon(self._cancel_scope)
             else:
                 self._scope.cancel()
-        if self._own_token:
-            tok = self._token
-            if tok is not None and not tok.is_cancelled:
-                tok.cancel_sync(event.reason, event.message)
         children = self._children
         if propagate and children:
             child_event = CancelEvent(

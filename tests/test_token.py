@@ -1,0 +1,235 @@
+"""CancelationToken and LinkedCancelationToken, on asyncio and trio."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import tracemalloc
+from datetime import UTC
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationError,
+    CancelationReason,
+    CancelationToken,
+    LinkedCancelationToken,
+    ManualCancelation,
+    TimeoutCancelation,
+)
+
+
+async def test_cancel_sets_fields_once() -> None:
+    token = CancelationToken()
+    assert not token.is_cancelled and token.reason is None and token.cancelled_at is None
+    assert await token.cancel(CancelationReason.MANUAL, "stop") is True
+    assert token.is_cancelled and token.is_cancelation_requested()
+    assert token.reason is CancelationReason.MANUAL and token.message == "stop"
+    assert token.cancelled_at is not None and token.cancelled_at.tzinfo is UTC
+    assert await token.cancel(CancelationReason.TIMEOUT, "again") is False
+    assert token.reason is CancelationReason.MANUAL and token.message == "stop"
+    assert token.model_dump()["is_cancelled"] is True
+
+
+def test_cancel_sync_forms() -> None:
+    a, b, c = CancelationToken(), CancelationToken(), CancelationToken()
+    assert a.cancel_sync(message="kw form") is True
+    assert a.reason is CancelationReason.MANUAL and a.message == "kw form"
+    assert b.cancel_sync(CancelationReason.SIGNAL, "positional form") is True
+    assert b.reason is CancelationReason.SIGNAL and b.message == "positional form"
+    assert c.cancel_sync() is True and c.message is None
+    assert c.cancel_sync() is False
+
+
+def test_bad_reason_is_a_clear_error() -> None:
+    token = CancelationToken()
+    with pytest.raises(TypeError, match=r"`reason` must be a CancelationReason.*'stop now'.*message="):
+        token.cancel_sync("stop now")  # type: ignore[arg-type]
+    assert not token.is_cancelled
+
+
+def test_check_raises_typed_error() -> None:
+    token = CancelationToken()
+    token.check()  # not cancelled: nothing happens
+    token.cancel_sync(message="halt")
+    with pytest.raises(ManualCancelation, match="halt") as info:
+        token.check()
+    assert info.value.reason is CancelationReason.MANUAL
+    timed_out = CancelationToken()
+    timed_out.cancel_sync(CancelationReason.TIMEOUT)
+    with pytest.raises(TimeoutCancelation):
+        timed_out.check()
+
+
+async def test_check_async_outside_an_operation_raises_typed_error() -> None:
+    token = CancelationToken()
+    await token.check_async()
+    await token.cancel()
+    with pytest.raises(ManualCancelation):
+        await token.check_async()
+
+
+async def test_check_async_inside_operation_delivers_the_cancellation() -> None:
+    token = CancelationToken()
+    reached = False
+    with pytest.raises(ManualCancelation) as info:
+        async with Cancelable.with_token(token):
+            await token.cancel(message="inside")
+            await token.check_async()
+            reached = True
+    assert not reached
+    assert isinstance(info.value.__cause__, anyio.get_cancelled_exc_class())
+
+
+async def test_wait_for_cancel_from_another_task() -> None:
+    token = CancelationToken()
+    woke = anyio.Event()
+
+    async def waiter() -> None:
+        await token.wait_for_cancel()
+        woke.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            assert not woke.is_set()
+            await token.cancel()
+            await woke.wait()
+    assert token.listener_count == 0
+
+
+async def test_wait_for_cancel_woken_by_a_plain_thread() -> None:
+    token = CancelationToken()
+    started = threading.Event()
+
+    def canceller() -> None:
+        started.wait(5)
+        token.cancel_sync(message="from thread")
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    with anyio.fail_after(5):
+        started.set()
+        await token.wait_for_cancel()
+    thread.join(5)
+    assert token.message == "from thread"
+
+
+async def test_register_callback_sync_and_async_and_immediate() -> None:
+    token = CancelationToken()
+    seen: list[str] = []
+
+    async def async_cb(t: CancelationToken) -> None:
+        seen.append(f"async:{t.message}")
+
+    await token.register_callback(async_cb)
+    await token.register_callback(lambda t: seen.append("sync"))
+    await token.cancel(message="m")
+    assert seen == ["async:m", "sync"]
+    await token.register_callback(lambda t: seen.append("late"))
+    assert seen[-1] == "late"
+
+
+async def test_failing_callback_is_logged_and_isolated(caplog: pytest.LogCaptureFixture) -> None:
+    token = CancelationToken()
+    seen: list[int] = []
+
+    def bad(_: CancelationToken) -> None:
+        raise RuntimeError("callback boom")
+
+    await token.register_callback(bad)
+    await token.register_callback(lambda t: seen.append(1))
+    with caplog.at_level(logging.ERROR, logger="cancelable_rx"):
+        assert await token.cancel() is True
+    assert seen == [1]
+    assert "callback boom" in caplog.text
+
+
+async def test_register_callback_runs_on_loop_after_cancel_sync_from_thread() -> None:
+    token = CancelationToken()
+    ran_in: list[int] = []
+    done = anyio.Event()
+
+    async def cb(_: CancelationToken) -> None:
+        ran_in.append(threading.get_ident())
+        done.set()
+
+    await token.register_callback(cb)
+    thread = threading.Thread(target=token.cancel_sync)
+    thread.start()
+    with anyio.fail_after(5):
+        await done.wait()
+    thread.join(5)
+    assert ran_in == [threading.get_ident()]
+
+
+def test_register_callback_rejects_non_callable() -> None:
+    token = CancelationToken()
+    with pytest.raises(TypeError, match="callable"):
+        anyio.run(token.register_callback, 42)  # type: ignore[arg-type]
+
+
+async def test_link_preserves_reason_or_uses_parent() -> None:
+    source_a, source_b = CancelationToken(), CancelationToken()
+    keep, parent_style = LinkedCancelationToken(), LinkedCancelationToken()
+    await keep.link(source_a, preserve_reason=True)
+    await parent_style.link(source_b)
+    await source_a.cancel(CancelationReason.SIGNAL, "sig")
+    await source_b.cancel(CancelationReason.SIGNAL, "sig")
+    assert keep.reason is CancelationReason.SIGNAL and keep.message == "sig"
+    assert parent_style.reason is CancelationReason.PARENT
+
+
+async def test_link_errors_and_unlink() -> None:
+    linked = LinkedCancelationToken()
+    with pytest.raises(TypeError, match="CancelationToken"):
+        await linked.link("nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="itself"):
+        await linked.link(linked)
+    other = CancelationToken()
+    await linked.link(other)
+    assert other.listener_count == 1
+    linked.unlink_all()
+    assert other.listener_count == 0
+    await other.cancel()
+    assert not linked.is_cancelled
+
+
+async def test_shared_token_holds_nothing_after_100k_operations() -> None:
+    token = CancelationToken()
+    for _ in range(2_000):  # warm caches before measuring
+        async with Cancelable.with_token(token):
+            pass
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(100_000):
+        async with Cancelable.with_token(token):
+            pass
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assert token.listener_count == 0
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0)
+    assert grown < 64 * 1024, f"{grown} bytes retained after 100k operations"
+    assert not token.is_cancelled
+
+
+async def test_operation_token_mirrors_operation_cancel() -> None:
+    async with Cancelable.with_timeout(0.01, suppress_cancelation=True) as op:
+        token = op.token
+        await anyio.sleep(1)
+    assert op.is_cancelled
+    assert token.is_cancelled and token.reason is CancelationReason.TIMEOUT
+
+
+async def test_cancelling_operation_token_cancels_operation() -> None:
+    with pytest.raises(CancelationError) as info:
+        async with Cancelable() as op:
+            await op.token.cancel(message="via own token")
+            await anyio.sleep(1)
+    assert info.value.message == "via own token"
