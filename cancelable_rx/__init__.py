@@ -3,8 +3,20 @@
 Public names are re-exported here; everything else is private.
 """
 
+from ._bridge import AnyioBridge, ThreadSafeRegistry, call_soon_threadsafe
 from ._callbacks import ErrorCallbackType, ProgressCallbackType, ProgressObservable, StatusCallbackType
 from ._cancelable import Cancelable, current_operation
+from ._decorators import (
+    cancelable,
+    cancelable_combine,
+    cancelable_with_condition,
+    cancelable_with_signal,
+    cancelable_with_token,
+    ensure_cancelable,
+    with_cancelable,
+    with_current_operation,
+    with_timeout,
+)
 from ._exceptions import (
     CancelationError,
     ConditionCancelation,
@@ -21,6 +33,7 @@ from ._models import (
     PartialResult,
     ProgressEvent,
 )
+from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
 from ._token import CancelationToken, LinkedCancelationToken
 from .sources import (
     AllOfSource,
@@ -42,6 +55,7 @@ __version__ = "0.1.0"
 __all__ = (
     "AllOfSource",
     "AnyOfSource",
+    "AnyioBridge",
     "CancelEvent",
     "Cancelable",
     "CancelationError",
@@ -51,11 +65,15 @@ __all__ = (
     "CompositeSource",
     "ConditionCancelation",
     "ConditionSource",
+    "DEFAULT_MAX_HISTORY",
     "ErrorCallbackType",
+    "LifecycleEvent",
+    "LifecycleKind",
     "LinkedCancelationToken",
     "ManualCancelation",
     "ObservableSource",
     "OperationContext",
+    "OperationRegistry",
     "OperationStatus",
     "ParentCancelation",
     "PartialResult",
@@ -65,6 +83,7 @@ __all__ = (
     "SignalCancelation",
     "SignalSource",
     "StatusCallbackType",
+    "ThreadSafeRegistry",
     "TimeoutCancelation",
     "TimeoutSource",
     "TokenSource",
@@ -72,5 +91,15 @@ __all__ = (
     "all_of",
     "any_of",
     "as_source",
+    "call_soon_threadsafe",
+    "cancelable",
+    "cancelable_combine",
+    "cancelable_with_condition",
+    "cancelable_with_signal",
+    "cancelable_with_token",
     "current_operation",
+    "ensure_cancelable",
+    "with_cancelable",
+    "with_current_operation",
+    "with_timeout",
 )

@@ -118,6 +118,9 @@ class CallbacksMixin:
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Report progress: emit a :class:`ProgressEvent` on :attr:`progress` and call the
         ``on_progress`` callbacks.  Failing subscribers are logged and isolated."""
+        registry = self._registry  # type: ignore[attr-defined]
+        if registry is not None:
+            registry._on_progress(self, message, metadata)
         callbacks = self._progress_callbacks
         observable = self._progress
         if not callbacks and (observable is None or not observable.has_subscribers):

@@ -24,8 +24,9 @@ from ._callbacks import CallbacksMixin, ProgressObservable
 from ._exceptions import CancelationError, error_for
 from ._factories import FactoriesMixin
 from ._loop import LoopHandle, capture
-from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, new_id
+from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
 from ._plan import Plan, compile_plan
+from ._registry import OperationRegistry
 from ._token import CancelationToken, LinkedCancelationToken, check_reason
 from .sources.base import CancelationSource, as_source
 from .sources.timeout import TimeoutSource
@@ -176,23 +177,20 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         """The pydantic record of this operation, built on first access and kept in sync."""
         ctx = self._ctx
         if ctx is None:
-            ctx = OperationContext(
+            ctx = build_context(
                 id=self.id,
                 name=self.name,
                 status=self._status,
+                start_time=datetime.fromtimestamp(self._start_ts if self._start_ts is not None else _now(), UTC),
+                end_time=datetime.fromtimestamp(self._end_ts, UTC) if self._end_ts is not None else None,
+                cancel_reason=self._fired.reason if self._fired is not None else None,
+                cancel_message=self._fired.message if self._fired is not None else None,
                 metadata=self._metadata if self._metadata is not None else {},
                 parent_id=self._parent.id if self._parent is not None else None,
                 child_ids=set(self._child_ids or ()),
                 partial_result=self._partial,
                 error=self._error,
             )
-            if self._start_ts is not None:
-                ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
-            if self._end_ts is not None:
-                ctx.end_time = datetime.fromtimestamp(self._end_ts, UTC)
-            if self._fired is not None:
-                ctx.cancel_reason = self._fired.reason
-                ctx.cancel_message = self._fired.message
             self._ctx = ctx
         return ctx
 
@@ -403,8 +401,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             self._status = OperationStatus.CANCELLED
             scope.cancel()
         if self._register_globally:
-            from ._registry import OperationRegistry
-
             self._registry = OperationRegistry.get_instance()
             self._registry._on_enter(self)
         if self._status_callbacks is not None:

@@ -7,7 +7,9 @@ record lazily, on first access, so an operation nobody inspects never pays for p
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,9 +68,45 @@ _TERMINAL = frozenset(
 )
 
 
+def _id_head() -> str:
+    r = uuid.uuid4().hex  # 122 random bits; 74 of them name this process run
+    return f"{r[:8]}-{r[8:12]}-4{r[13:16]}-{'89ab'[int(r[16], 16) & 3]}{r[17:20]}-"
+
+
+_head = _id_head()
+_counter = itertools.count()
+
+
+def _reseed_after_fork() -> None:
+    global _head, _counter
+    _head, _counter = _id_head(), itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
 def new_id() -> str:
-    """A fresh operation or token id (a UUID4 string)."""
-    return str(uuid.uuid4())
+    """A fresh operation or token id.
+
+    UUID4-formatted (version and variant bits set) and unique: a random per-process
+    prefix (reseeded in forked children) and a 48-bit counter.  About 15x cheaper than
+    ``str(uuid.uuid4())``; ids are identifiers, not secrets.
+    """
+    return _head + format(next(_counter), "012x")
+
+
+def build_context(**fields: Any) -> OperationContext:
+    """Build an OperationContext from already-valid values without re-validating them
+    (about 3x cheaper; used for records of running operations)."""
+    ctx = OperationContext.__new__(OperationContext)
+    values = dict(_CONTEXT_DEFAULTS)
+    values.update(fields)
+    object.__setattr__(ctx, "__dict__", values)
+    object.__setattr__(ctx, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(ctx, "__pydantic_extra__", None)
+    object.__setattr__(ctx, "__pydantic_private__", None)
+    return ctx
 
 
 class OperationContext(BaseModel):
@@ -162,6 +200,18 @@ class CancelEvent(NamedTuple):
     reason: CancelationReason
     message: str | None = None
     source: object = None
+
+
+_CONTEXT_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "status": OperationStatus.PENDING,
+    "end_time": None,
+    "cancel_reason": None,
+    "cancel_message": None,
+    "error": None,
+    "partial_result": None,
+    "parent_id": None,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from cancelable_rx import (
     current_operation,
 )
 
+pytestmark = pytest.mark.anyio
+
 
 async def test_bare_operation_completes() -> None:
     async with Cancelable(name="job", metadata={"k": 1}) as op:

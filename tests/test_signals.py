@@ -12,7 +12,7 @@ import pytest
 from cancelable_rx import Cancelable, CancelationReason, SignalCancelation, SignalSource
 from cancelable_rx.sources import _signal_hub
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals only")
+pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals only")]
 
 
 async def _send_soon(sig: int, delay: float = 0.02) -> None:

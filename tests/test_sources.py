@@ -31,6 +31,8 @@ from cancelable_rx import (
     any_of,
 )
 
+pytestmark = pytest.mark.anyio
+
 
 def test_source_is_a_hot_fire_once_observable() -> None:
     src = ConditionSource(lambda: False)

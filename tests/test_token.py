@@ -21,6 +21,8 @@ from cancelable_rx import (
     TimeoutCancelation,
 )
 
+pytestmark = pytest.mark.anyio
+
 
 async def test_cancel_sets_fields_once() -> None:
     token = CancelationToken()

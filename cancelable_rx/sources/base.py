@@ -63,6 +63,10 @@ class CancelationSource(FireOnce[CancelEvent]):
         """The event this source emitted, or None."""
         return self._value if self._fired else None
 
+    def _fresh(self) -> CancelationSource:
+        """An unfired copy with the same configuration (decorators build one per call)."""
+        raise TypeError(f"{type(self).__name__} cannot be reused as a template; create one per operation")
+
     # -- arming (called by operations; reference-counted) ----------------------------
 
     def _needs_tasks(self, deadline_ok: bool) -> bool:

@@ -32,6 +32,9 @@ class CompositeSource(CancelationSource):
     def _child_deadline_ok(self, deadline_ok: bool) -> bool:
         return deadline_ok
 
+    def _fresh(self) -> CompositeSource:
+        return type(self)(*[s._fresh() for s in self.sources], name=self.name)
+
     def _needs_tasks(self, deadline_ok: bool) -> bool:
         ok = self._child_deadline_ok(deadline_ok)
         return any(s._needs_tasks(ok) for s in self.sources)

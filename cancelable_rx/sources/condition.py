@@ -56,6 +56,9 @@ class ConditionSource(CancelationSource):
         self.errors = 0
         self._scope: anyio.CancelScope | None = None
 
+    def _fresh(self) -> ConditionSource:
+        return ConditionSource(self.condition, self.check_interval, self.condition_name, self.name)
+
     def default_message(self) -> str:
         if self.condition_name:
             return f"Operation cancelled: {self.condition_name} condition met"

@@ -39,6 +39,9 @@ class ObservableSource(CancelationSource):
         self._message = message
         self._subscription: abc.DisposableBase | None = None
 
+    def _fresh(self) -> ObservableSource:
+        return ObservableSource(self.observable, self.reason, self._message, self.name)
+
     def default_message(self) -> str:
         return self._message or f"{self.name or 'observable'} emitted"
 

@@ -34,6 +34,9 @@ class SignalSource(CancelationSource):
         self.signal_number: int | None = None
         self._subs: list[tuple[int, object, object]] = []
 
+    def _fresh(self) -> SignalSource:
+        return SignalSource(*self.signals, name=self.name)
+
     def default_message(self) -> str:
         if self.signal_number is None:
             return "Signal received"

@@ -45,6 +45,9 @@ class TimeoutSource(CancelationSource):
         self.timeout_seconds = check_timeout(timeout)
         self.triggered_at: float | None = None
 
+    def _fresh(self) -> TimeoutSource:
+        return TimeoutSource(self.timeout_seconds, self.name)
+
     def default_message(self) -> str:
         return f"Operation timed out after {self.timeout_seconds}s"
 

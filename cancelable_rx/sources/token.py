@@ -23,6 +23,9 @@ class TokenSource(CancelationSource):
         super().__init__(name)
         self.token = token
 
+    def _fresh(self) -> TokenSource:
+        return TokenSource(self.token, self.name)
+
     def _on_token(self, token: CancelationToken) -> None:
         reason = token.reason or CancelationReason.MANUAL
         self._fire_value(CancelEvent(reason, token.message or f"Token {token.id[:8]} was cancelled", self))

@@ -1,0 +1,306 @@
+"""Decorators and wrap helpers.
+
+Every decorator builds a fresh operation per call (an operation runs once), applies
+every source it was given, and keeps the decorated function's signature:
+``inspect.signature`` shows the original parameters minus the injected one, so
+frameworks that inspect signatures keep working.
+
+Injection: if the function has a parameter named ``inject_param`` (default
+``"cancelable"``), the running operation is passed there.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._cancelable import Cancelable, current_operation
+from ._token import CancelationToken
+
+__all__ = (
+    "cancelable",
+    "cancelable_combine",
+    "cancelable_with_condition",
+    "cancelable_with_signal",
+    "cancelable_with_token",
+    "ensure_cancelable",
+    "with_cancelable",
+    "with_current_operation",
+    "with_timeout",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+Decorator = Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]
+
+
+def _check_async(func: object, decorator: str) -> None:
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(f"@{decorator} decorates async functions (async def), got {func!r}")
+
+
+def _run_with(
+    func: Callable[..., Awaitable[R]],
+    make: Callable[[Callable[..., Any]], Cancelable],
+    inject_param: str | None,
+    decorator: str,
+) -> Callable[..., Awaitable[R]]:
+    """Wrap ``func`` so each call runs inside ``make(func)`` (entered), injecting it."""
+    _check_async(func, decorator)
+    sig = inspect.signature(func)
+    inject = inject_param if inject_param and inject_param in sig.parameters else None
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> R:
+        op = make(func)
+        async with op:
+            if inject is not None:
+                kwargs[inject] = op
+            return await func(*args, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    if inject is not None:
+        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in sig.parameters.values() if p.name != inject]
+        )
+    return wrapper
+
+
+def cancelable(
+    timeout: float | timedelta | None = None,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[R]:
+    """Run each call of an async function in a new operation (with an optional timeout).
+
+    Cancellation: leaving a cancelled call raises the typed ``CancelationError``.
+    """
+    if timeout is not None:
+        Cancelable.with_timeout(timeout)  # validate now, at decoration time
+
+    def make(func: Callable[..., Any]) -> Cancelable:
+        kw = {"operation_id": operation_id, "name": name or func.__name__, "register_globally": register_globally}
+        return Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
+
+    return lambda func: _run_with(func, make, inject_param, "cancelable")
+
+
+def cancelable_with_token(
+    token: CancelationToken,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[R]:
+    """Each call runs in an operation cancelled by ``token``."""
+    if not isinstance(token, CancelationToken):
+        raise TypeError(f"`token` must be a CancelationToken, got {token!r}")
+
+    def make(func: Callable[..., Any]) -> Cancelable:
+        return Cancelable.with_token(
+            token, operation_id=operation_id, name=name or func.__name__, register_globally=register_globally
+        )
+
+    return lambda func: _run_with(func, make, inject_param, "cancelable_with_token")
+
+
+def cancelable_with_signal(
+    *signals: int,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[R]:
+    """Each call runs in an operation cancelled by any of ``signals`` (main thread only)."""
+    from .sources import _signal_hub
+
+    if not signals:
+        raise ValueError("cancelable_with_signal needs at least one signal number, e.g. signal.SIGTERM")
+    for s in signals:
+        _signal_hub.check_signal(s)
+
+    def make(func: Callable[..., Any]) -> Cancelable:
+        return Cancelable.with_signal(
+            *signals, operation_id=operation_id, name=name or func.__name__, register_globally=register_globally
+        )
+
+    return lambda func: _run_with(func, make, inject_param, "cancelable_with_signal")
+
+
+def cancelable_with_condition(
+    condition: Callable[[], bool | Awaitable[bool]],
+    check_interval: float = 0.1,
+    condition_name: str | None = None,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[R]:
+    """Each call runs in an operation cancelled when ``condition()`` becomes true."""
+    Cancelable.with_condition(condition, check_interval, condition_name)  # validate now
+
+    def make(func: Callable[..., Any]) -> Cancelable:
+        return Cancelable.with_condition(
+            condition,
+            check_interval=check_interval,
+            condition_name=condition_name,
+            operation_id=operation_id,
+            name=name or func.__name__,
+            register_globally=register_globally,
+        )
+
+    return lambda func: _run_with(func, make, inject_param, "cancelable_with_condition")
+
+
+def _copy_template(template: Cancelable) -> Cancelable:
+    """A fresh, unentered operation with the template's sources (fresh copies), timeout
+    and tokens."""
+    op = Cancelable(name=template.name, parent=template.parent)
+    op._timeout = template._timeout
+    op._token = template._token if not template._own_token else None
+    op._tokens = template._tokens
+    if template._sources:
+        op._sources = [s._fresh() for s in template._sources]
+    return op
+
+
+def cancelable_combine(
+    *cancelables: Cancelable,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[R]:
+    """Each call runs in one operation cancelled by the first source of any of
+    ``cancelables`` (used as templates: they are never entered themselves; every
+    timeout, token, signal and condition they carry applies, fresh per call)."""
+    if not cancelables:
+        raise ValueError("cancelable_combine needs at least one Cancelable, e.g. Cancelable.with_timeout(30)")
+    for i, c in enumerate(cancelables):
+        if not isinstance(c, Cancelable):
+            raise TypeError(f"cancelable_combine takes Cancelable templates, got {c!r} at position {i}")
+
+    def make(func: Callable[..., Any]) -> Cancelable:
+        parts = [_copy_template(c) for c in cancelables]
+        op = parts[0].combine(*parts[1:])
+        op._name = name or func.__name__
+        if operation_id is not None:
+            op._id = operation_id
+        op._register_globally = register_globally
+        return op
+
+    return lambda func: _run_with(func, make, inject_param, "cancelable_combine")
+
+
+@overload
+def with_timeout(timeout: float | timedelta, coro: None = None, operation_id: str | None = None, name: str | None = None) -> Decorator[Any]: ...
+@overload
+def with_timeout(timeout: float | timedelta, coro: Awaitable[T], operation_id: str | None = None, name: str | None = None) -> Awaitable[T]: ...
+
+
+def with_timeout(
+    timeout: float | timedelta,
+    coro: Awaitable[T] | None = None,
+    operation_id: str | None = None,
+    name: str | None = None,
+) -> Any:
+    """``await with_timeout(5, fetch())`` runs a coroutine under a timeout; without
+    ``coro`` it is a decorator (``@with_timeout(5)``).  Raises ``TimeoutCancelation``."""
+    Cancelable.with_timeout(timeout)  # validate now
+    if coro is None:
+        return cancelable(timeout, operation_id=operation_id, name=name, inject_param=None)
+    if not inspect.isawaitable(coro):
+        raise TypeError(f"`coro` must be an awaitable (e.g. fetch(), not fetch), got {coro!r}")
+
+    async def run() -> T:
+        async with Cancelable.with_timeout(timeout, operation_id=operation_id, name=name):
+            return await coro
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run()
+
+
+def with_cancelable(cancel: Cancelable, inject: bool = False, inject_param: str = "cancelable") -> Decorator[R]:
+    """Run the function with an existing operation available (injected if ``inject``).
+
+    The operation is not entered here: call the function inside ``async with cancel:``.
+    """
+    if not isinstance(cancel, Cancelable):
+        raise TypeError(f"`cancel` must be a Cancelable, got {cancel!r}")
+
+    def decorator(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        _check_async(func, "with_cancelable")
+        sig = inspect.signature(func)
+        name = inject_param if inject and inject_param in sig.parameters else None
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> R:
+            if name is not None:
+                kwargs[name] = cancel
+            return await func(*args, **kwargs)
+
+        if name is not None:
+            wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+                parameters=[p for p in sig.parameters.values() if p.name != name]
+            )
+        return wrapper
+
+    return decorator
+
+
+def with_current_operation() -> Decorator[R]:
+    """Inject ``current_operation()`` (possibly None) as the ``operation`` parameter."""
+
+    def decorator(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        _check_async(func, "with_current_operation")
+        sig = inspect.signature(func)
+        has = "operation" in sig.parameters
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> R:
+            if has and "operation" not in kwargs:
+                kwargs["operation"] = current_operation()
+            return await func(*args, **kwargs)
+
+        if has:
+            wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+                parameters=[p for p in sig.parameters.values() if p.name != "operation"]
+            )
+        return wrapper
+
+    return decorator
+
+
+def ensure_cancelable(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Run ``func`` inside an operation: the current one if there is one, else a new one.
+
+    A ``cancelable`` parameter, if present, receives that operation.
+    """
+    _check_async(func, "ensure_cancelable")
+    sig = inspect.signature(func)
+    inject = "cancelable" if "cancelable" in sig.parameters else None
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> R:
+        op = current_operation()
+        if op is not None:
+            if inject is not None:
+                kwargs[inject] = op
+            return await func(*args, **kwargs)
+        async with Cancelable(name=func.__name__) as new_op:
+            if inject is not None:
+                kwargs[inject] = new_op
+            return await func(*args, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    if inject is not None:
+        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in sig.parameters.values() if p.name != inject]
+        )
+    return wrapper

@@ -1,0 +1,229 @@
+"""Decorators, wrap helpers and the compatibility bridge, on asyncio and trio."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import threading
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    AnyioBridge,
+    Cancelable,
+    CancelationToken,
+    ConditionCancelation,
+    ManualCancelation,
+    OperationRegistry,
+    SignalCancelation,
+    TimeoutCancelation,
+    call_soon_threadsafe,
+    cancelable,
+    cancelable_combine,
+    cancelable_with_condition,
+    cancelable_with_signal,
+    cancelable_with_token,
+    current_operation,
+    ensure_cancelable,
+    with_cancelable,
+    with_current_operation,
+    with_timeout,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_cancelable_injects_and_keeps_signature() -> None:
+    @cancelable(timeout=5, name="fetch")
+    async def fetch(url: str, retries: int = 3, cancelable: Cancelable | None = None) -> tuple[str, str | None]:
+        assert cancelable is not None and cancelable is current_operation()
+        return url, cancelable.name
+
+    assert list(inspect.signature(fetch).parameters) == ["url", "retries"]
+    assert fetch.__name__ == "fetch"
+    assert await fetch("u") == ("u", "fetch")
+
+
+async def test_cancelable_timeout_applies_per_call() -> None:
+    @cancelable(timeout=0.02)
+    async def slow() -> None:
+        await anyio.sleep(5)
+
+    for _ in range(2):  # a fresh operation per call
+        with pytest.raises(TimeoutCancelation):
+            await slow()
+
+
+async def test_decorators_reject_sync_functions_and_bad_args() -> None:
+    with pytest.raises(TypeError, match="async functions"):
+        cancelable()(lambda: None)
+    with pytest.raises(ValueError, match="timeout"):
+        cancelable(timeout=-1)
+    with pytest.raises(TypeError, match="CancelationToken"):
+        cancelable_with_token("t")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one"):
+        cancelable_combine()
+    with pytest.raises(ValueError, match="unknown signal"):
+        cancelable_with_signal(99999)
+    with pytest.raises(ValueError, match="check_interval"):
+        cancelable_with_condition(lambda: False, check_interval=0)
+
+
+async def test_cancelable_with_token() -> None:
+    token = CancelationToken()
+
+    @cancelable_with_token(token)
+    async def work(cancelable: Cancelable | None = None) -> None:
+        assert cancelable is not None
+        await token.cancel(message="stop")
+        await anyio.sleep(5)
+
+    with pytest.raises(ManualCancelation, match="stop"):
+        await work()
+
+
+async def test_cancelable_with_condition() -> None:
+    @cancelable_with_condition(lambda: True, check_interval=0.01, condition_name="always")
+    async def work() -> None:
+        await anyio.sleep(5)
+
+    with pytest.raises(ConditionCancelation, match="always"):
+        await work()
+
+
+async def test_cancelable_with_signal() -> None:
+    @cancelable_with_signal(signal.SIGUSR1)
+    async def work() -> None:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await anyio.sleep(5)
+
+    with anyio.fail_after(5), pytest.raises(SignalCancelation):
+        await work()
+
+
+async def test_cancelable_combine_applies_every_source_each_call() -> None:
+    token = CancelationToken()
+    flag = {"stop": False}
+
+    @cancelable_combine(
+        Cancelable.with_timeout(0.05),
+        Cancelable.with_token(token),
+        Cancelable.with_condition(lambda: flag["stop"], check_interval=0.01),
+        name="combo",
+    )
+    async def work(cancelable: Cancelable | None = None) -> str | None:
+        await anyio.sleep(5)
+        return None  # pragma: no cover
+
+    assert list(inspect.signature(work).parameters) == []
+    with pytest.raises(TimeoutCancelation):  # the timeout applies
+        await work()
+    flag["stop"] = True
+    with pytest.raises(ConditionCancelation):  # the condition applies (fresh per call)
+        await work()
+    flag["stop"] = False
+    await token.cancel()
+    with pytest.raises(ManualCancelation):  # the token applies
+        await work()
+
+
+async def test_with_timeout_helper_and_decorator() -> None:
+    async def value() -> int:
+        await anyio.sleep(0)
+        return 7
+
+    assert await with_timeout(5, value()) == 7
+    with pytest.raises(TimeoutCancelation):
+        await with_timeout(0.01, anyio.sleep(5))
+
+    @with_timeout(0.01)
+    async def slow() -> None:
+        await anyio.sleep(5)
+
+    with pytest.raises(TimeoutCancelation):
+        await slow()
+    with pytest.raises(TypeError, match="awaitable"):
+        with_timeout(1, value)  # type: ignore[call-overload]
+
+
+async def test_with_cancelable_and_current_operation() -> None:
+    shared = Cancelable(name="shared")
+
+    @with_cancelable(shared, inject=True)
+    async def step(x: int, cancelable: Cancelable | None = None) -> tuple[int, bool]:
+        return x, cancelable is shared
+
+    @with_current_operation()
+    async def peek(operation: Cancelable | None = None) -> Cancelable | None:
+        return operation
+
+    assert list(inspect.signature(step).parameters) == ["x"]
+    assert list(inspect.signature(peek).parameters) == []
+    async with shared:
+        assert await step(1) == (1, True)
+        assert await peek() is shared
+    assert await peek() is None
+
+
+async def test_ensure_cancelable_reuses_or_creates() -> None:
+    @ensure_cancelable
+    async def work(cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    async with Cancelable() as outer:
+        assert await work() is outer
+    created = await work()
+    assert created is not None and created is not outer and created.is_completed
+
+
+async def test_decorator_registers_globally() -> None:
+    registry = OperationRegistry.get_instance()
+    await registry.clear_all()
+
+    @cancelable(register_globally=True, name="registered")
+    async def work() -> None:
+        assert [c.name for c in await registry.list_operations()] == ["registered"]
+
+    await work()
+    assert [c.name for c in await registry.get_history()] == ["registered"]
+    await registry.clear_all()
+
+
+async def test_anyio_bridge_runs_thread_callbacks_on_loop() -> None:
+    bridge = AnyioBridge()
+    ran: list[tuple[str, int]] = []
+    done = anyio.Event()
+
+    def record(tag: str) -> None:
+        ran.append((tag, threading.get_ident()))
+        if len(ran) == 2:
+            done.set()
+
+    bridge.call_soon_threadsafe(record, "queued-before-start")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bridge.start)
+        await anyio.wait_all_tasks_blocked()
+        assert bridge.is_started
+        thread = threading.Thread(target=bridge.call_soon_threadsafe, args=(record, "from-thread"))
+        thread.start()
+        with anyio.fail_after(5):
+            await done.wait()
+        thread.join(5)
+        tg.cancel_scope.cancel()
+    assert [t for t, _ in ran] == ["queued-before-start", "from-thread"]
+    assert {ident for _, ident in ran} == {threading.get_ident()}
+    assert not bridge.is_started
+
+
+async def test_global_call_soon_threadsafe() -> None:
+    bridge = AnyioBridge.get_instance()
+    done = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bridge.start)
+        await anyio.wait_all_tasks_blocked()
+        await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+        with anyio.fail_after(5):
+            await done.wait()
+        tg.cancel_scope.cancel()

@@ -1,0 +1,265 @@
+"""OperationRegistry, its lifecycle observable and thread-safe control, on asyncio and trio."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationError,
+    CancelationReason,
+    LifecycleEvent,
+    LifecycleKind,
+    ManualCancelation,
+    OperationRegistry,
+    OperationStatus,
+    ThreadSafeRegistry,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def registry() -> Iterator[OperationRegistry]:
+    reg = OperationRegistry.get_instance()
+    anyio.run(reg.clear_all)
+    yield reg
+    anyio.run(reg.clear_all)
+
+
+async def test_singleton() -> None:
+    assert OperationRegistry.get_instance() is OperationRegistry.get_instance()
+
+
+async def test_register_globally_lifecycle(registry: OperationRegistry) -> None:
+    events: list[LifecycleEvent] = []
+    sub = registry.events.subscribe(events.append)
+    try:
+        async with Cancelable(name="job-1", register_globally=True) as op:
+            assert await registry.get_operation(op.id) is op
+            assert registry.get_operation_sync(op.id) is op
+            [ctx] = await registry.list_operations()
+            assert ctx.id == op.id and ctx.status is OperationStatus.RUNNING
+            await op.report_progress("half", {"pct": 50})
+        assert await registry.get_operation(op.id) is None
+        history = await registry.get_history()
+        assert [h.id for h in history] == [op.id] and history[0].status is OperationStatus.COMPLETED
+    finally:
+        sub.dispose()
+    kinds = [e.kind for e in events]
+    assert kinds == [
+        LifecycleKind.REGISTERED,
+        LifecycleKind.STARTED,
+        LifecycleKind.PROGRESS,
+        LifecycleKind.COMPLETED,
+        LifecycleKind.UNREGISTERED,
+    ]
+    assert events[2].message == "half" and events[2].metadata == {"pct": 50}
+    assert all(e.operation_id == op.id and e.name == "job-1" for e in events)
+
+
+async def test_cancelled_history_has_reason(registry: OperationRegistry) -> None:
+    events: list[LifecycleEvent] = []
+    sub = registry.events.subscribe(events.append)
+    with pytest.raises(CancelationError):
+        async with Cancelable.with_timeout(0.01, register_globally=True):
+            await anyio.sleep(1)
+    sub.dispose()
+    [entry] = await registry.get_history(status=OperationStatus.CANCELLED)
+    assert entry.cancel_reason is CancelationReason.TIMEOUT
+    cancelled = [e for e in events if e.kind is LifecycleKind.CANCELLED]
+    assert len(cancelled) == 1 and cancelled[0].reason is CancelationReason.TIMEOUT
+    stats = await registry.get_statistics()
+    assert stats["total_cancelled"] == 1 and stats["cancelled_by_reason"] == {"timeout": 1}
+
+
+async def test_failed_event_carries_error(registry: OperationRegistry) -> None:
+    events: list[LifecycleEvent] = []
+    sub = registry.events.subscribe(events.append)
+    with pytest.raises(ZeroDivisionError):
+        async with Cancelable(register_globally=True):
+            1 / 0  # noqa: B018
+    sub.dispose()
+    failed = [e for e in events if e.kind is LifecycleKind.FAILED]
+    assert len(failed) == 1 and "ZeroDivisionError" in (failed[0].error or "")
+    assert (await registry.get_statistics())["total_failed"] == 1
+
+
+async def test_list_filters(registry: OperationRegistry) -> None:
+    parent = Cancelable(name="parent", register_globally=True)
+    async with parent:
+        async with Cancelable(name="child-a", parent=parent, register_globally=True) as a:
+            others = [Cancelable(name=f"pending-{i}") for i in range(2)]
+            for o in others:
+                await registry.register(o)
+            assert {c.id for c in await registry.list_operations(parent_id=parent.id)} == {a.id}
+            assert {c.name for c in await registry.list_operations(name_pattern="pending")} == {"pending-0", "pending-1"}
+            assert len(await registry.list_operations(status=OperationStatus.PENDING)) == 2
+            assert len(await registry.list_operations(status=OperationStatus.RUNNING)) == 2
+    for o in others:
+        await registry.unregister(o.id)
+    await registry.unregister("no-such-id")  # unknown: no-op
+    assert await registry.list_operations() == []
+
+
+async def test_cancel_all_with_status_filter(registry: OperationRegistry) -> None:
+    pending = [Cancelable(name=f"p{i}") for i in range(3)]
+    for p in pending:
+        await registry.register(p)
+    with pytest.raises(ManualCancelation):
+        async with Cancelable(name="running", register_globally=True):
+            assert await registry.cancel_all(status=OperationStatus.PENDING, message="only pending") == 3
+            assert all(p.is_cancelled for p in pending)
+            await anyio.sleep(0)  # the running one is untouched
+            assert await registry.cancel_all(status=OperationStatus.RUNNING, message="now running") == 1
+            await anyio.sleep(1)
+    [entry] = await registry.get_history(status=OperationStatus.CANCELLED)
+    assert entry.name == "running" and entry.cancel_message == "now running"
+
+
+async def test_cancel_operation_unknown_and_known(registry: OperationRegistry) -> None:
+    assert await registry.cancel_operation("nope") is False
+    with pytest.raises(ManualCancelation, match="by id"):
+        async with Cancelable(register_globally=True) as op:
+            assert await registry.cancel_operation(op.id, message="by id") is True
+            await anyio.sleep(1)
+
+
+@pytest.mark.parametrize("how", ["cancel_operation_sync", "cancel_all_sync", "facade"])
+async def test_sync_cancel_from_plain_thread(registry: OperationRegistry, how: str) -> None:
+    entered = threading.Event()
+
+    def canceller(op_id: str) -> None:
+        entered.wait(5)
+        if how == "cancel_operation_sync":
+            registry.cancel_operation_sync(op_id, CancelationReason.MANUAL, "thread")
+        elif how == "cancel_all_sync":
+            registry.cancel_all_sync(message="thread")
+        else:
+            ThreadSafeRegistry.get_instance().cancel_operation(op_id, message="thread")
+
+    with anyio.fail_after(5), pytest.raises(ManualCancelation, match="thread"):
+        async with Cancelable(register_globally=True) as op:
+            thread = threading.Thread(target=canceller, args=(op.id,))
+            thread.start()
+            entered.set()
+            await anyio.sleep_forever()
+    thread.join(5)
+
+
+async def test_sync_reads_from_thread(registry: OperationRegistry) -> None:
+    out: dict[str, object] = {}
+
+    def reader(op_id: str) -> None:
+        out["op"] = registry.get_operation_sync(op_id)
+        out["list"] = registry.list_operations_sync()
+        out["stats"] = registry.get_statistics_sync()
+        out["facade"] = ThreadSafeRegistry().list_operations(name_pattern="reader")
+
+    async with Cancelable(name="reader-op", register_globally=True) as op:
+        await anyio.to_thread.run_sync(reader, op.id)
+    assert out["op"] is op
+    assert [c.id for c in out["list"]] == [op.id]  # type: ignore[attr-defined]
+    assert out["stats"]["active_operations"] == 1  # type: ignore[index]
+    assert len(out["facade"]) == 1  # type: ignore[arg-type]
+    assert registry.get_history_sync(limit=1)[0].id == op.id
+
+
+async def test_history_is_bounded_and_filtered(registry: OperationRegistry) -> None:
+    registry.max_history = 5
+    try:
+        for i in range(12):
+            async with Cancelable(name=f"h{i}", register_globally=True):
+                pass
+        history = await registry.get_history()
+        assert [h.name for h in history] == [f"h{i}" for i in range(7, 12)]
+        assert [h.name for h in await registry.get_history(limit=2)] == ["h10", "h11"]
+        assert await registry.get_history(limit=0) == []
+        future = datetime.now(UTC) + timedelta(hours=1)
+        assert await registry.get_history(since=future) == []
+        assert len(await registry.get_history(since=datetime.now(UTC) - timedelta(hours=1))) == 5
+    finally:
+        registry.max_history = 1000
+
+
+async def test_bad_query_arguments(registry: OperationRegistry) -> None:
+    with pytest.raises(ValueError, match="`limit` must be a non-negative int.*-1"):
+        await registry.get_history(limit=-1)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await registry.get_history(since=datetime.now())  # noqa: DTZ005 - the point of the test
+    with pytest.raises(TypeError, match="`name_pattern` must be a str"):
+        await registry.list_operations(name_pattern=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`status` must be an OperationStatus"):
+        await registry.list_operations(status="running")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Cancelable"):
+        await registry.register("op")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_history"):
+        OperationRegistry(max_history=-2)
+
+
+async def test_cleanup_completed(registry: OperationRegistry) -> None:
+    done = Cancelable(name="done")
+    async with done:
+        pass
+    failed = Cancelable(name="failed")
+    with pytest.raises(RuntimeError):
+        async with failed:
+            raise RuntimeError("x")
+    await registry.register(done)
+    await registry.register(failed)
+    assert await registry.cleanup_completed(older_than=timedelta(hours=1)) == 0  # ended just now
+    assert await registry.cleanup_completed() == 1  # failed ones are kept by default
+    assert [c.name for c in await registry.list_operations()] == ["failed"]
+    assert await registry.cleanup_completed(keep_failed=False) == 1
+
+
+async def test_failing_subscriber_never_breaks_operation(registry: OperationRegistry) -> None:
+    def bad(_: LifecycleEvent) -> None:
+        raise RuntimeError("subscriber exploded")
+
+    seen: list[LifecycleKind] = []
+    s1 = registry.events.subscribe(bad)
+    s2 = registry.events.subscribe(lambda e: seen.append(e.kind))
+    async with Cancelable(register_globally=True) as op:
+        pass
+    s1.dispose()
+    s2.dispose()
+    assert op.is_completed and LifecycleKind.COMPLETED in seen
+
+
+async def test_concurrent_register_from_tasks_and_threads(registry: OperationRegistry) -> None:
+    async def task_op(i: int) -> None:
+        async with Cancelable(name=f"t{i}", register_globally=True):
+            await anyio.sleep(0.001)
+
+    def thread_registers(n: int) -> None:
+        async def go() -> None:
+            for i in range(n):
+                op = Cancelable(name=f"th{i}")
+                await registry.register(op)
+                await registry.unregister(op.id)
+
+        anyio.run(go)
+
+    registry.max_history = 10_000
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for i in range(200):
+                    tg.start_soon(task_op, i)
+                threads = [threading.Thread(target=thread_registers, args=(200,)) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    await anyio.to_thread.run_sync(t.join)
+        stats = await registry.get_statistics()
+        assert stats["active_operations"] == 0
+        assert stats["history_size"] == 200 + 4 * 200
+        assert stats["total_registered"] == 1000
+    finally:
+        registry.max_history = 1000
