@@ -50,6 +50,18 @@ from .sources import (
     as_source,
 )
 
+from .streaming import (
+    CancelableStream,
+    ObservableIterator,
+    cancelable_stream,
+    idle_timeout,
+    item_timeout,
+    observe,
+    progress,
+    stop_when,
+    to_observable,
+)
+
 __version__ = "0.1.0"
 
 __all__ = (
@@ -58,6 +70,7 @@ __all__ = (
     "AnyioBridge",
     "CancelEvent",
     "Cancelable",
+    "CancelableStream",
     "CancelationError",
     "CancelationReason",
     "CancelationSource",
@@ -71,6 +84,7 @@ __all__ = (
     "LifecycleKind",
     "LinkedCancelationToken",
     "ManualCancelation",
+    "ObservableIterator",
     "ObservableSource",
     "OperationContext",
     "OperationRegistry",
@@ -94,11 +108,18 @@ __all__ = (
     "call_soon_threadsafe",
     "cancelable",
     "cancelable_combine",
+    "cancelable_stream",
     "cancelable_with_condition",
     "cancelable_with_signal",
     "cancelable_with_token",
     "current_operation",
     "ensure_cancelable",
+    "idle_timeout",
+    "item_timeout",
+    "observe",
+    "progress",
+    "stop_when",
+    "to_observable",
     "with_cancelable",
     "with_current_operation",
     "with_timeout",

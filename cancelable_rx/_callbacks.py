@@ -52,6 +52,35 @@ async def _call_isolated(kind: str, fn: Callable[..., Any], *args: Any) -> None:
         logger.exception("cancelable_rx: %s callback %r failed", kind, fn)
 
 
+class _Conflating:
+    """Runs one async progress callback in the background, never more than one call at
+    a time; while a call runs only the newest pending event is kept (older ones are
+    dropped), so a slow callback can never block or grow behind a fast stream."""
+
+    __slots__ = ("fn", "pending", "running")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.pending: tuple[Any, ...] | None = None
+        self.running = False
+
+    def submit(self, handle: Any, args: tuple[Any, ...]) -> None:
+        if self.running:
+            self.pending = args
+            return
+        self.running = True
+        self.pending = args
+        handle.spawn(self._drain)
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending is not None:
+                args, self.pending = self.pending, None
+                await _call_isolated("progress", self.fn, *args)
+        finally:
+            self.running = False
+
+
 class CallbacksMixin:
     """on_start / on_complete / on_cancel / on_error / on_progress and progress events."""
 
@@ -61,6 +90,7 @@ class CallbacksMixin:
     _status_callbacks: dict[str, list[Callable[..., Any]]] | None
     _progress_callbacks: list[ProgressCallbackType] | None
     _progress: ProgressObservable | None
+    _progress_async: list[_Conflating] | None
 
     def _add_callback(self, kind: str, callback: Callable[..., Any]) -> Cancelable:
         if not callable(callback):
@@ -113,7 +143,45 @@ class CallbacksMixin:
         if self._progress_callbacks is None:
             self._progress_callbacks = []
         self._progress_callbacks.append(callback)
+        if inspect.iscoroutinefunction(callback):
+            if self._progress_async is None:
+                self._progress_async = []
+            self._progress_async.append(_Conflating(callback))
         return self  # type: ignore[return-value]
+
+    def _has_progress_listeners(self) -> bool:
+        progress = self._progress
+        return bool(
+            self._progress_callbacks
+            or self._registry is not None  # type: ignore[attr-defined]
+            or (progress is not None and progress._hub._listeners)
+        )
+
+    def _emit_stream_progress(self, count: int, item: Any) -> None:
+        """Progress from a stream: never awaits.  Sync callbacks are called inline
+        (isolated); async ones run in the background, conflated (see ``_Conflating``)."""
+        op_id = self.id  # type: ignore[attr-defined]
+        message = f"Processed {count} items"
+        metadata = {"count": count, "latest_item": item}
+        registry = self._registry  # type: ignore[attr-defined]
+        if registry is not None:
+            registry._on_progress(self, message, metadata)
+        if self._progress is not None:
+            self._progress.emit(ProgressEvent(op_id, message, metadata, count))
+        callbacks = self._progress_callbacks
+        if callbacks:
+            conflating = {c.fn: c for c in self._progress_async or ()}
+            for fn in callbacks:
+                runner = conflating.get(fn)
+                if runner is not None:
+                    runner.submit(self._handle, (op_id, message, metadata))  # type: ignore[attr-defined]
+                    continue
+                try:
+                    result = fn(op_id, message, metadata)
+                    if inspect.isawaitable(result):  # a sync callable returning an awaitable
+                        self._handle.spawn(lambda r=result: r)  # type: ignore[attr-defined]
+                except Exception:
+                    logger.exception("cancelable_rx: progress callback %r failed", fn)
 
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Report progress: emit a :class:`ProgressEvent` on :attr:`progress` and call the
@@ -123,7 +191,7 @@ class CallbacksMixin:
             registry._on_progress(self, message, metadata)
         callbacks = self._progress_callbacks
         observable = self._progress
-        if not callbacks and (observable is None or not observable.has_subscribers):
+        if not callbacks and observable is None:
             return
         op_id = self.id  # type: ignore[attr-defined]
         if observable is not None:

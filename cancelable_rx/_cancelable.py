@@ -30,6 +30,8 @@ from ._registry import OperationRegistry
 from ._token import CancelationToken, LinkedCancelationToken, check_reason
 from .sources.base import CancelationSource, as_source
 from .sources.timeout import TimeoutSource
+from .streaming._iterator import FusedIterator
+from .streaming._stream import CancelableStream
 
 __all__ = ("Cancelable", "current_operation")
 
@@ -119,6 +121,8 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
     _status_callbacks: dict[str, list[Callable[..., Any]]] | None = None
     _progress_callbacks: list[Any] | None = None
     _progress: ProgressObservable | None = None
+    _progress_async: list[Any] | None = None
+    _stream_it: Any = None  # the fused stream iterator bound to this operation, if any
     _deadline = _INF
     _own_deadline = _INF
     _shielded = False
@@ -232,8 +236,18 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
 
     @property
     def partial_result(self) -> Any:
-        """The partial result a stream recorded (see ``stream``)."""
+        """The :class:`PartialResult` of this operation's stream: live while it runs,
+        final once it ended (however it ended).  None if no stream ran."""
+        it = self._stream_it
+        if it is not None:
+            return it.snapshot()
         return self._partial
+
+    def _set_partial(self, partial: Any) -> None:
+        self._partial = partial
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.partial_result = partial
 
     @property
     def deadline(self) -> float:
@@ -309,7 +323,9 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             if handle is not None and _get_ident() != handle.thread_id:
                 handle.run_soon(self._cancel_scope)
             else:
-                self._scope.cancel()
+                scope = self._scope
+                if scope is not None:  # None between items of a detached stream
+                    scope.cancel()
         children = self._children
         if propagate and children:
             child_event = CancelEvent(
@@ -534,6 +550,9 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             # trio's scope returns True for a clean exit too: only an exception is "swallowed".
             swallowed = self._scope.__exit__(exc_type, exc, tb) and exc_type is not None
         finally:
+            if self._stream_it is not None:  # a stream left open (e.g. `break` without aclosing)
+                with anyio.CancelScope(shield=True):
+                    await self._stream_it.aclose()
             if self._tg is not None:
                 await self._teardown()
             else:
@@ -582,6 +601,71 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
         if self._status_callbacks is not None and isinstance(exc, Exception):
             await self._trigger("error", exc)
         return False
+
+    # -- detached mode (cancelable_stream) ----------------------------------------------
+
+    def _begin_detached(self) -> None:
+        """Start listening to sources without a scope around the consumer: a detached
+        stream opens a scope around each fetch only.  Sources that need tasks cannot
+        be used this way (a task group cannot be held across ``yield``)."""
+        if self._state != _PENDING:
+            raise RuntimeError(f"{self!r} has already been entered; a Cancelable runs once")
+        plan = None
+        seconds = self._timeout
+        if self._sources:
+            plan = self._plan = self._plan or compile_plan(self._sources)
+            if plan.needs_tasks:
+                raise TypeError(
+                    "a detached stream cannot use sources that need polling tasks (conditions, "
+                    "timeouts inside all-of); iterate op.stream(...) inside `async with op:` instead"
+                )
+            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
+                seconds = plan.timeout.timeout_seconds
+        self._state = _RUNNING
+        self._start_ts = _now()
+        handle = self._handle = capture()
+        deadline = handle.now() + seconds if seconds != _INF else _INF
+        self._own_deadline = deadline
+        if self._parent is not None and self._parent._deadline < deadline:
+            deadline = self._parent._deadline
+        self._deadline = deadline
+        self._status = OperationStatus.RUNNING
+        if self._ctx is not None:
+            self._ctx.status = self._status
+        self._listening = True
+        self._listen_all()
+        if self._register_globally:
+            self._registry = OperationRegistry.get_instance()
+            self._registry._on_enter(self)
+
+    def _end_detached(self, completed: bool) -> None:
+        self._unlisten_all()
+        if self._fired is not None:
+            self._finish(OperationStatus.CANCELLED)
+        elif self._error is not None:
+            self._finish(OperationStatus.FAILED)
+        else:
+            self._finish(OperationStatus.COMPLETED)
+
+    def stream(
+        self,
+        async_iter: Any,
+        report_interval: int | None = None,
+        buffer_partial: bool = True,
+        *,
+        buffer_size: int = 1000,
+    ) -> CancelableStream[Any]:
+        """Wrap an async iterable (or a plain iterable, pulled synchronously) as a
+        cancelable aiostream ``Stream``; iterate it inside ``async with op:``.
+
+        Cancellation: when the operation is cancelled the stream stops before the next
+        item and leaving the block raises the typed error; a checkpoint every 512 items
+        lets a CPU-bound source be cancelled.  Progress is emitted every
+        ``report_interval`` items (on :attr:`progress`, to ``on_progress`` callbacks
+        without ever awaiting them, and to the registry).  With ``buffer_partial`` the
+        last ``buffer_size`` items are kept for :attr:`partial_result`.
+        """
+        return CancelableStream(FusedIterator(self, async_iter, report_interval, buffer_partial, buffer_size))
 
     # -- cancelling ------------------------------------------------------------------
 

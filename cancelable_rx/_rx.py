@@ -75,14 +75,27 @@ def call_all(listeners: tuple[Listener, ...], value: object) -> None:
 class HubObservable(reactivex.Observable[T], Generic[T]):
     """A hot, multicast observable backed by a :class:`Hub` (a minimal Subject).
 
-    ``emit`` with no subscriber costs one attribute read and one truth test.
+    ``emit`` with no subscriber costs one attribute write, one read and one truth test.
+    ``latest`` holds the last value emitted (a UI can sample it at its own pace), and
+    :meth:`aiter` gives a bounded async-iterator view for ``async for`` consumers.
     """
+
+    def aiter(self, maxsize: int = 128) -> Any:
+        """An async iterator over future values, buffering at most ``maxsize`` (the
+        oldest are dropped when a slow consumer falls behind).  See
+        :func:`cancelable_rx.streaming.observe`."""
+        from .streaming.bridges import observe
+
+        return observe(self, maxsize=maxsize)
 
     def __init__(self) -> None:
         super().__init__()
         self._hub = Hub()
+        self.latest: T | None = None
 
     def emit(self, value: T) -> None:
+        """Send ``value`` to every subscriber; it also becomes :attr:`latest`."""
+        self.latest = value
         if self._hub._listeners:
             self._hub.emit(value)
 
