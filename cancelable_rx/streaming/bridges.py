@@ -97,7 +97,11 @@ class ObservableIterator(Generic[T]):
             sub.dispose()
 
     async def aclose(self) -> None:
+        """Unsubscribe and end iteration (values still buffered are discarded)."""
         self._dispose()
+        with self._lock:
+            self._buffer.clear()
+        self._done = True
 
     async def __aenter__(self) -> ObservableIterator[T]:
         return self

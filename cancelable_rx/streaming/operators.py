@@ -138,6 +138,8 @@ async def idle_timeout(source: AsyncIterable[T], timeout: float | timedelta) -> 
     async with streamcontext(source) as streamer:
         last = current_time()
         while True:
+            if current_time() >= last + seconds:  # the consumer stalled: no checkpoint needed
+                raise TimeoutCancelation(seconds, f"stream idle for more than {seconds}s")
             with anyio.CancelScope(deadline=last + seconds) as scope:
                 try:
                     item = await streamer.__anext__()
