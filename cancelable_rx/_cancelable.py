@@ -299,6 +299,9 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             if self._fired is not None or self._state == _DONE:
                 return False
             self._fired = event
+            it = self._stream_it
+            if it is not None:
+                it.stop = True
         if self._state == _RUNNING:
             self._status = OperationStatus.CANCELLED
         ctx = self._ctx

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiostream.core import BaseStream, Stream
+from aiostream.core import BaseStream, Stream, streamcontext
 
 from ._iterator import FusedIterator
 
@@ -37,17 +37,18 @@ class CancelableStream(Stream[T]):
         self._used = False
         BaseStream.__init__(self, lambda: self)
 
-    def __aiter__(self) -> FusedIterator[T]:  # type: ignore[override]
+    def __aiter__(self) -> Any:  # type: ignore[override]
         if self._used:
             raise RuntimeError(
                 "a cancelable stream can be iterated once; call op.stream(...) again with a new source"
             )
         self._used = True
-        return self._iterator
+        it = self._iterator
+        return it if it._detached else it.open_generator()
 
-    def stream(self) -> FusedIterator[T]:  # type: ignore[override]
+    def stream(self) -> Any:  # type: ignore[override]
         """``async with s.stream() as it: async for x in it`` (aiostream style)."""
-        return self.__aiter__()
+        return streamcontext(self.__aiter__())
 
     async def aclose(self) -> None:
         """End the stream now (records the partial result, closes the source)."""
