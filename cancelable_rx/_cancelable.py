@@ -11,27 +11,26 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import wraps
 from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from ._callbacks import CallbacksMixin, ProgressObservable
+from ._current import current, current_operation
 from ._exceptions import CancelationError, error_for
 from ._factories import FactoriesMixin
+from ._helpers import HelpersMixin
+from ._record import RecordMixin
 from ._loop import LoopHandle, capture
-from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
+from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus
 from ._plan import Plan, compile_plan
 from ._registry import OperationRegistry
-from ._token import CancelationToken, LinkedCancelationToken, check_reason
+from ._token import CancelationToken, check_reason
 from .sources.base import CancelationSource, as_source
 from .sources.timeout import TimeoutSource
-from .streaming._iterator import FusedIterator
-from .streaming._stream import CancelableStream
 
 __all__ = ("Cancelable", "current_operation")
 
@@ -39,21 +38,13 @@ logger = logging.getLogger("cancelable_rx")
 T = TypeVar("T")
 R = TypeVar("R")
 
-_current: contextvars.ContextVar[Cancelable | None] = contextvars.ContextVar(
-    "cancelable_rx_current_operation", default=None
-)
+_current = current
 _FIRE_LOCK = threading.Lock()
 _PENDING, _RUNNING, _DONE = 0, 1, 2
 _INF = math.inf
 _now = time.time
 _get_ident = threading.get_ident
 _RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
-
-
-def current_operation() -> Cancelable | None:
-    """The innermost operation entered in the current task (or thread, for
-    ``run_in_thread``), or None."""
-    return _current.get()
 
 
 class ParentFired:
@@ -70,7 +61,7 @@ class ParentFired:
         return self.parent.id
 
 
-class Cancelable(FactoriesMixin, CallbacksMixin):
+class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin):
     """One cancelable operation: an async context manager around an anyio cancel scope.
 
     Cancellation: the operation is cancelled by the first of its sources to fire
@@ -155,125 +146,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             self._register_globally = True
         if suppress_cancelation:
             self._suppress = True
-
-    # -- identity and record -----------------------------------------------------------
-
-    @property
-    def id(self) -> str:
-        """The operation id (a UUID4 string unless one was given)."""
-        if self._id is None:
-            self._id = new_id()
-        return self._id
-
-    operation_id = id
-
-    @property
-    def name(self) -> str | None:
-        return self._name if self._name is not None else self._default_name
-
-    @property
-    def parent(self) -> Cancelable | None:
-        """The parent operation, or None."""
-        return self._parent
-
-    @property
-    def context(self) -> OperationContext:
-        """The pydantic record of this operation, built on first access and kept in sync."""
-        ctx = self._ctx
-        if ctx is None:
-            ctx = build_context(
-                id=self.id,
-                name=self.name,
-                status=self._status,
-                start_time=datetime.fromtimestamp(self._start_ts if self._start_ts is not None else _now(), UTC),
-                end_time=datetime.fromtimestamp(self._end_ts, UTC) if self._end_ts is not None else None,
-                cancel_reason=self._fired.reason if self._fired is not None else None,
-                cancel_message=self._fired.message if self._fired is not None else None,
-                metadata=self._metadata if self._metadata is not None else {},
-                parent_id=self._parent.id if self._parent is not None else None,
-                child_ids=set(self._child_ids or ()),
-                partial_result=self._partial,
-                error=self._error,
-            )
-            self._ctx = ctx
-        return ctx
-
-    @property
-    def status(self) -> OperationStatus:
-        return self._status
-
-    @property
-    def is_cancelled(self) -> bool:
-        """True once the operation's cancellation has been requested or it ended cancelled.
-
-        Inside the block it turns True as soon as a source fires (before the next
-        checkpoint), including a deadline that has passed.
-        """
-        if self._fired is None and self._state == _RUNNING and self._own_deadline != _INF:
-            handle = self._handle
-            if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
-                self._record(self._timeout_event())
-        return self._fired is not None
-
-    @property
-    def is_running(self) -> bool:
-        return self._status in _RUNNING_STATUSES
-
-    @property
-    def is_completed(self) -> bool:
-        return self._status is OperationStatus.COMPLETED
-
-    @property
-    def cancel_reason(self) -> CancelationReason | None:
-        """Why the operation was cancelled, or None."""
-        fired = self._fired
-        return fired.reason if fired is not None else None
-
-    @property
-    def cancel_message(self) -> str | None:
-        fired = self._fired
-        return fired.message if fired is not None else None
-
-    @property
-    def partial_result(self) -> Any:
-        """The :class:`PartialResult` of this operation's stream: live while it runs,
-        final once it ended (however it ended).  None if no stream ran."""
-        it = self._stream_it
-        if it is not None:
-            return it.snapshot()
-        return self._partial
-
-    def _set_partial(self, partial: Any) -> None:
-        self._partial = partial
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.partial_result = partial
-
-    @property
-    def deadline(self) -> float:
-        """The effective deadline (anyio clock) while running; ``math.inf`` if none."""
-        return self._deadline
-
-    @property
-    def token(self) -> CancelationToken:
-        """The operation's token.  Cancelling it cancels the operation; it is cancelled
-        (with the same reason) when the operation is.  With ``with_token(t)`` it is ``t``."""
-        tok = self._token
-        if tok is None:
-            tok = self._token = LinkedCancelationToken()
-            self._own_token = True
-            if self._fired is not None:
-                tok.cancel_sync(self._fired.reason, self._fired.message)
-            elif self._state == _RUNNING:
-                self._listening = True
-                tok._listen(self._on_token)
-        return tok
-
-    def _set_status(self, status: OperationStatus) -> None:
-        self._status = status
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.status = status
 
     # -- sources -----------------------------------------------------------------------
 
@@ -605,71 +477,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             await self._trigger("error", exc)
         return False
 
-    # -- detached mode (cancelable_stream) ----------------------------------------------
-
-    def _begin_detached(self) -> None:
-        """Start listening to sources without a scope around the consumer: a detached
-        stream opens a scope around each fetch only.  Sources that need tasks cannot
-        be used this way (a task group cannot be held across ``yield``)."""
-        if self._state != _PENDING:
-            raise RuntimeError(f"{self!r} has already been entered; a Cancelable runs once")
-        plan = None
-        seconds = self._timeout
-        if self._sources:
-            plan = self._plan = self._plan or compile_plan(self._sources)
-            if plan.needs_tasks:
-                raise TypeError(
-                    "a detached stream cannot use sources that need polling tasks (conditions, "
-                    "timeouts inside all-of); iterate op.stream(...) inside `async with op:` instead"
-                )
-            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
-                seconds = plan.timeout.timeout_seconds
-        self._state = _RUNNING
-        self._start_ts = _now()
-        handle = self._handle = capture()
-        deadline = handle.now() + seconds if seconds != _INF else _INF
-        self._own_deadline = deadline
-        if self._parent is not None and self._parent._deadline < deadline:
-            deadline = self._parent._deadline
-        self._deadline = deadline
-        self._status = OperationStatus.RUNNING
-        if self._ctx is not None:
-            self._ctx.status = self._status
-        self._listening = True
-        self._listen_all()
-        if self._register_globally:
-            self._registry = OperationRegistry.get_instance()
-            self._registry._on_enter(self)
-
-    def _end_detached(self, completed: bool) -> None:
-        self._unlisten_all()
-        if self._fired is not None:
-            self._finish(OperationStatus.CANCELLED)
-        elif self._error is not None:
-            self._finish(OperationStatus.FAILED)
-        else:
-            self._finish(OperationStatus.COMPLETED)
-
-    def stream(
-        self,
-        async_iter: Any,
-        report_interval: int | None = None,
-        buffer_partial: bool = True,
-        *,
-        buffer_size: int = 1000,
-    ) -> CancelableStream[Any]:
-        """Wrap an async iterable (or a plain iterable, pulled synchronously) as a
-        cancelable aiostream ``Stream``; iterate it inside ``async with op:``.
-
-        Cancellation: when the operation is cancelled the stream stops before the next
-        item and leaving the block raises the typed error; a checkpoint every 512 items
-        lets a CPU-bound source be cancelled.  Progress is emitted every
-        ``report_interval`` items (on :attr:`progress`, to ``on_progress`` callbacks
-        without ever awaiting them, and to the registry).  With ``buffer_partial`` the
-        last ``buffer_size`` items are kept for :attr:`partial_result`.
-        """
-        return CancelableStream(FusedIterator(self, async_iter, report_interval, buffer_partial, buffer_size))
-
     # -- cancelling ------------------------------------------------------------------
 
     async def cancel(
@@ -718,63 +525,6 @@ class Cancelable(FactoriesMixin, CallbacksMixin):
             await anyio.lowlevel.checkpoint()
             assert self._fired is not None
             raise error_for(self._fired, self)
-
-    # -- helpers ---------------------------------------------------------------------
-
-    async def run_in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func(*args, **kwargs)`` in a worker thread with this task's context
-        variables (``current_operation()`` is this operation there).
-
-        Cancellation: a thread cannot be interrupted; if the operation is cancelled the
-        await still waits for ``func`` to return (poll ``current_operation().is_cancelled``
-        or the token in long loops), then the cancellation takes effect.
-        """
-        ctx = contextvars.copy_context()
-
-        def runner() -> T:
-            _current.set(self)
-            return func(*args, **kwargs)
-
-        return await anyio.to_thread.run_sync(ctx.run, runner)
-
-    def wrap(self, operation: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        """Wrap an async callable so each call first checks this operation's cancellation."""
-        if not callable(operation):
-            raise TypeError(f"`operation` must be an async callable, got {operation!r}")
-
-        @wraps(operation)
-        async def wrapped(*args: Any, **kwargs: Any) -> R:
-            await self.check_cancelation()
-            return await operation(*args, **kwargs)
-
-        return wrapped
-
-    @asynccontextmanager
-    async def wrapping(self) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-        """Yield ``wrap(fn, *args, **kwargs)``: checks cancellation, then awaits ``fn``."""
-
-        async def wrap_fn(fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
-            await self.check_cancelation()
-            return await fn(*args, **kwargs)
-
-        yield wrap_fn
-
-    @asynccontextmanager
-    async def shield(self) -> AsyncIterator[Cancelable]:
-        """Run a section protected from cancellation, as a child operation.
-
-        Cancellation: the section runs in a shielded cancel scope; neither this
-        operation's sources nor enclosing scopes interrupt it.  The child has
-        ``parent_id`` set and appears in ``child_ids`` (status ``SHIELDED`` while it
-        runs) but is not cancelled with its parent.  A cancellation that arrived
-        meanwhile takes effect at the checkpoint right after the section.
-        """
-        child = type(self)(name=f"{self.name}_shielded", parent=self, metadata={"shielded": True})
-        child._shielded = True
-        with anyio.CancelScope(shield=True):
-            async with child:
-                yield child
-        await anyio.lowlevel.checkpoint_if_cancelled()
 
     def __repr__(self) -> str:
         label = self.name or "operation"
