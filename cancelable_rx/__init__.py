@@ -4,7 +4,15 @@ Public names are re-exported here; everything else is private.
 """
 
 from ._bridge import AnyioBridge, ThreadSafeRegistry, call_soon_threadsafe
-from ._callbacks import ErrorCallbackType, ProgressCallbackType, ProgressObservable, StatusCallbackType
+from ._callbacks import (
+    ErrorCallback,
+    ErrorCallbackType,
+    ProgressCallback,
+    ProgressCallbackType,
+    ProgressObservable,
+    StatusCallback,
+    StatusCallbackType,
+)
 from ._cancelable import Cancelable, current_operation
 from ._decorators import (
     cancelable,
@@ -79,6 +87,7 @@ __all__ = (
     "ConditionCancelation",
     "ConditionSource",
     "DEFAULT_MAX_HISTORY",
+    "ErrorCallback",
     "ErrorCallbackType",
     "LifecycleEvent",
     "LifecycleKind",
@@ -91,11 +100,13 @@ __all__ = (
     "OperationStatus",
     "ParentCancelation",
     "PartialResult",
+    "ProgressCallback",
     "ProgressCallbackType",
     "ProgressEvent",
     "ProgressObservable",
     "SignalCancelation",
     "SignalSource",
+    "StatusCallback",
     "StatusCallbackType",
     "ThreadSafeRegistry",
     "TimeoutCancelation",

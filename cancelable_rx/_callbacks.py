@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = (
     "CallbacksMixin",
+    "ErrorCallback",
     "ErrorCallbackType",
+    "ProgressCallback",
+    "StatusCallback",
     "ProgressCallbackType",
     "ProgressObservable",
     "StatusCallbackType",
@@ -30,6 +33,10 @@ logger = logging.getLogger("cancelable_rx")
 StatusCallbackType = Callable[[OperationContext], Awaitable[None] | None]
 ErrorCallbackType = Callable[[OperationContext, Exception], Awaitable[None] | None]
 ProgressCallbackType = Callable[[str, Any, dict[str, Any] | None], Awaitable[None] | None]
+# The short names hother-cancelable also exports.
+StatusCallback = StatusCallbackType
+ErrorCallback = ErrorCallbackType
+ProgressCallback = ProgressCallbackType
 
 _KINDS = ("start", "complete", "cancel", "error")
 

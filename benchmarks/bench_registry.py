@@ -1,0 +1,112 @@
+"""Registry costs, on both backends: registration overhead, list_operations with 10,000
+live operations, and memory per registered live operation.
+
+Run:  .venv/bin/python benchmarks/bench_registry.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+
+import anyio
+
+from cancelable_rx import Cancelable, OperationRegistry
+
+LIVE = 10_000
+
+
+async def enter_exit(n: int, register: bool) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        async with Cancelable(register_globally=register):
+            pass
+    return (time.perf_counter() - t) / n
+
+
+async def live_operations(register: bool, measure: bool) -> tuple[float, float, float]:
+    """Hold LIVE operations open; return (bytes per op, first list ms, cached list ms)."""
+    registry = OperationRegistry.get_instance()
+    release = anyio.Event()
+    started = 0
+    all_in = anyio.Event()
+
+    async def hold() -> None:
+        nonlocal started
+        async with Cancelable(register_globally=register):
+            started += 1
+            if started == LIVE:
+                all_in.set()
+            await release.wait()
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    first = cached = float("nan")
+    async with anyio.create_task_group() as tg:
+        for _ in range(LIVE):
+            tg.start_soon(hold)
+        await all_in.wait()
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        if measure:
+            t = time.perf_counter()
+            listed = await registry.list_operations()
+            first = (time.perf_counter() - t) * 1e3
+            assert len(listed) == LIVE
+            t = time.perf_counter()
+            await registry.list_operations()
+            cached = (time.perf_counter() - t) * 1e3
+        release.set()
+    await registry.clear_all()
+    return used / LIVE, first, cached
+
+
+async def run_backend(rounds: int) -> dict[str, float]:
+    registry = OperationRegistry.get_instance()
+    await registry.clear_all()
+    await enter_exit(2000, True)
+    await enter_exit(2000, False)
+    on, off = [], []
+    for _ in range(rounds):
+        on.append(await enter_exit(5000, True))
+        off.append(await enter_exit(5000, False))
+    await registry.clear_all()
+    plain_bytes, _, _ = await live_operations(False, False)
+    reg_bytes, first_ms, cached_ms = await live_operations(True, True)
+    return {
+        "added_us": (statistics.median(on) - statistics.median(off)) * 1e6,
+        "plain_us": statistics.median(off) * 1e6,
+        "first_ms": first_ms,
+        "cached_ms": cached_ms,
+        "extra_bytes": reg_bytes - plain_bytes,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    rounds = 3 if ap.parse_args().quick else 9
+    ok = True
+    for backend in ("asyncio", "trio"):
+        r = anyio.run(run_backend, rounds, backend=backend)
+        checks = [
+            ("registering: added to enter/exit", f"{r['added_us']:.2f} µs (of {r['plain_us']:.2f} µs)", r["added_us"] <= 2.0, "<= 2 µs"),
+            (f"list_operations(), {LIVE:,} live, first call", f"{r['first_ms']:.2f} ms", r["first_ms"] <= 5.0, "<= 5 ms"),
+            (f"list_operations(), {LIVE:,} live, later calls", f"{r['cached_ms']:.2f} ms", r["cached_ms"] <= 5.0, "<= 5 ms"),
+            ("memory per registered live operation (extra)", f"{r['extra_bytes']:.0f} B", r["extra_bytes"] <= 1024, "<= 1 KB"),
+        ]
+        print(f"\n## {backend}\n\n| case | measured | target |\n|---|---:|---:|")
+        for label, value, good, target in checks:
+            ok &= good
+            print(f"| {label} | {value} | {target} {'ok' if good else 'MISSED'} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
