@@ -42,6 +42,7 @@ from ._models import (
     ProgressEvent,
 )
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
+from ._terminal import TerminalProgress, terminal_progress
 from ._token import CancelationToken, LinkedCancelationToken
 from .sources import (
     AllOfSource,
@@ -108,6 +109,7 @@ __all__ = (
     "SignalSource",
     "StatusCallback",
     "StatusCallbackType",
+    "TerminalProgress",
     "ThreadSafeRegistry",
     "TimeoutCancelation",
     "TimeoutSource",
@@ -130,6 +132,7 @@ __all__ = (
     "observe",
     "progress",
     "stop_when",
+    "terminal_progress",
     "to_observable",
     "with_cancelable",
     "with_current_operation",

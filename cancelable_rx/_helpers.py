@@ -159,3 +159,14 @@ class HelpersMixin:
                 yield child
         await anyio.lowlevel.checkpoint_if_cancelled()
 
+    def _ipython_display_(self) -> None:
+        """``display(op)`` in Jupyter: a progress bar and a Cancel button (ipywidgets),
+        or the plain repr without ipywidgets."""
+        from IPython.display import display
+
+        try:
+            from .jupyter import progress_widget
+
+            display(progress_widget(self))  # type: ignore[arg-type]
+        except ImportError:
+            display(repr(self))

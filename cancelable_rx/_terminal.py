@@ -1,0 +1,108 @@
+"""A terminal progress bar fed by an operation's progress observable.
+
+Uses tqdm when it is installed (``pip install cancelable-rx[progress]``); otherwise a
+small built-in bar that rewrites one line of stderr.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ._models import ProgressEvent
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = ("TerminalProgress", "terminal_progress")
+
+
+class _LineBar:
+    """Dependency-free bar: ``[#####.....]  2500/5000 items  message``."""
+
+    def __init__(self, total: int | None, desc: str, file: TextIO) -> None:
+        self.total, self.desc, self.file, self.n = total, desc, file, 0
+        self._closed = False
+
+    def update_to(self, n: int, message: str = "") -> None:
+        self.n = n
+        width = max(10, min(40, shutil.get_terminal_size((80, 20)).columns - 50))
+        if self.total:
+            filled = int(width * min(n, self.total) / self.total)
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {n}/{self.total}"
+        else:
+            bar = f"{n} items"
+        self.file.write(f"\r{self.desc}: {bar} {message}"[:200].ljust(60))
+        self.file.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.file.write("\n")
+            self.file.flush()
+
+
+class TerminalProgress:
+    """A progress bar that follows ``op.progress``; closes itself when ``op`` ends.
+
+    Thread-safety: updated from the thread that reports progress (the event loop).
+    """
+
+    def __init__(self, op: Cancelable, total: int | None = None, desc: str | None = None,
+                 file: TextIO | None = None, use_tqdm: bool | None = None) -> None:
+        from ._cancelable import Cancelable
+
+        if not isinstance(op, Cancelable):
+            raise TypeError(f"`op` must be a Cancelable, got {op!r}")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total <= 0):
+            raise ValueError(f"`total` must be an int > 0 or None, got {total!r}")
+        self.op = op
+        out = file if file is not None else sys.stderr
+        label = desc or op.name or "operation"
+        self._bar: Any
+        if use_tqdm is not False:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                if use_tqdm:
+                    raise
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=total, desc=label, file=out, unit="item", leave=True)
+        if not hasattr(self, "_bar"):
+            self._bar = _LineBar(total, label, out)
+        self._subscription = op.progress.subscribe(self._on_progress)
+        op.on_complete(lambda ctx: self.close()).on_cancel(lambda ctx: self.close()).on_error(
+            lambda ctx, err: self.close()
+        )
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        count = event.count
+        if count is None:
+            return
+        bar = self._bar
+        if isinstance(bar, _LineBar):
+            bar.update_to(count)
+        else:
+            bar.update(count - bar.n)
+
+    @property
+    def count(self) -> int:
+        return int(self._bar.n)
+
+    def close(self) -> None:
+        self._subscription.dispose()
+        self._bar.close()
+
+    def __enter__(self) -> TerminalProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def terminal_progress(op: Cancelable, total: int | None = None, desc: str | None = None,
+                      file: TextIO | None = None) -> TerminalProgress:
+    """Show a terminal progress bar for ``op`` (tqdm if installed, else a built-in one)."""
+    return TerminalProgress(op, total, desc, file)

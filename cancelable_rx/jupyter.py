@@ -1,0 +1,78 @@
+"""Jupyter helpers: an ipywidgets view of an operation (needs ``ipywidgets``).
+
+``progress_widget(op)`` (or ``display(op)`` in a notebook) shows a progress bar fed by
+``op.progress`` and a Cancel button bound to the operation.  Jupyter's kernel already
+runs an asyncio loop: use top-level ``await`` and ``async with``, no ``anyio.run``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._models import ProgressEvent
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = ("OperationWidget", "progress_widget")
+
+
+class OperationWidget:
+    """A progress bar, a status line and a Cancel button for one operation.
+
+    Clicking Cancel calls ``op.cancel_sync(message="cancelled from the notebook")``.
+    The widget follows progress events and shows the outcome when the operation ends.
+    """
+
+    def __init__(self, op: Cancelable, total: int | None = None, description: str | None = None) -> None:
+        try:
+            import ipywidgets as widgets
+        except ImportError as err:  # pragma: no cover - exercised only without the extra
+            raise ImportError("progress_widget needs ipywidgets: pip install 'cancelable-rx[jupyter]'") from err
+        from ._cancelable import Cancelable
+
+        if not isinstance(op, Cancelable):
+            raise TypeError(f"`op` must be a Cancelable, got {op!r}")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total <= 0):
+            raise ValueError(f"`total` must be an int > 0 or None, got {total!r}")
+        self.op = op
+        label = description or op.name or "operation"
+        self.bar = widgets.IntProgress(value=0, min=0, max=total or 1, description=label, bar_style="info")
+        self.status = widgets.Label(value=op.status.value)
+        self.button = widgets.Button(description="Cancel", button_style="danger", icon="stop")
+        self.button.on_click(self._on_click)
+        self._total = total
+        self.box = widgets.VBox([widgets.HBox([self.bar, self.button]), self.status])
+        self._subscription = op.progress.subscribe(self._on_progress)
+        op.on_start(lambda ctx: self._set_status("running"))
+        op.on_complete(lambda ctx: self._finish("completed", "success"))
+        op.on_cancel(lambda ctx: self._finish(f"cancelled ({ctx.cancel_reason.value if ctx.cancel_reason else '?'}): {ctx.cancel_message}", "warning"))
+        op.on_error(lambda ctx, err: self._finish(f"failed: {err!r}", "danger"))
+
+    def _on_click(self, _: Any) -> None:
+        self.op.cancel_sync(message="cancelled from the notebook")
+        self.button.disabled = True
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if event.count is not None:
+            if self._total is None:
+                self.bar.max = max(self.bar.max, event.count)
+            self.bar.value = min(event.count, self.bar.max)
+        self._set_status(str(event.message))
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _finish(self, text: str, style: str) -> None:
+        self._subscription.dispose()
+        self.button.disabled = True
+        self.bar.bar_style = style
+        self._set_status(text)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.box._repr_mimebundle_(**kwargs)
+
+
+def progress_widget(op: Cancelable, total: int | None = None, description: str | None = None) -> OperationWidget:
+    """The one-line helper: ``progress_widget(op, total=1000)`` as a cell's last line."""
+    return OperationWidget(op, total, description)

@@ -1,0 +1,72 @@
+"""The README demo, run as a real subprocess: outcomes, exit codes, Ctrl-C, --help."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = [sys.executable, "-m", "cancelable_rx"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DEMO, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_default_run_stops_on_the_quality_condition() -> None:
+    result = run()
+    assert result.returncode == 0, result.stderr
+    assert "stopped: ConditionCancelation (reason=condition)" in result.stdout
+    assert "partial result:" in result.stdout and "of 3000 records read" in result.stdout
+    assert "records" in result.stderr  # the live progress bar
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_timeout_and_fail_on_cancel(backend: str) -> None:
+    result = run("--max-bad", "100000", "--timeout", "0.3", "--backend", backend, "--no-progress", "--fail-on-cancel")
+    assert result.returncode == 124, result.stdout + result.stderr
+    assert "TimeoutCancelation (reason=timeout)" in result.stdout
+
+
+def test_completes() -> None:
+    result = run("--items", "200", "--max-bad", "1000", "--no-progress")
+    assert result.returncode == 0
+    assert result.stdout.startswith("completed: 200 records read")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_stop_the_pipeline(sig: int, code: int) -> None:
+    proc = subprocess.Popen(
+        [*DEMO, "--items", "1000000", "--max-bad", "1000000", "--rate", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = ""
+    # Progress with a non-zero count is reported from inside the running operation.
+    while not re.search(r"\b[1-9]\d*/1000000", seen) and time.monotonic() < deadline:
+        seen += os.read(proc.stderr.fileno(), 256).decode(errors="replace")
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == code, out
+    assert "SignalCancelation (reason=signal)" in out
+
+
+def test_help_and_bad_arguments() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for option in ("--items", "--timeout", "--max-bad", "--backend", "--fail-on-cancel", "exit status"):
+        assert option in result.stdout
+    bad = run("--items", "0")
+    assert bad.returncode == 2 and "--items must be > 0, got 0" in bad.stderr
