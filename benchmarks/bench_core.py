@@ -192,7 +192,7 @@ def main() -> int:
     for backend in ("asyncio", "trio"):
         rows = anyio.run(run_backend, rounds, backend=backend)
         print(f"\n## {backend}\n")
-        print(f"| case | cancelable_rx | baseline | ratio | target |\n|---|---:|---:|---:|---:|")
+        print("| case | cancelable_rx | baseline | ratio | target |\n|---|---:|---:|---:|---:|")
         for label, ma, mb, ratio, target in rows:
             if mb != mb:  # absolute figure
                 good = ma <= target

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!--\s*not-runnable:(?P<why>.*?)-->\s*)?```python\n(?P<code>.*?)```", re.S)
+FENCE = re.compile(r"(<!--\s*not-runnable:(?P<why>.*?)-->\s*)?```(?P<lang>[\w-]*)\n.*?```", re.S)
 
 
 def _blocks() -> list[tuple[str, int, str, str | None]]:
@@ -32,6 +33,16 @@ BLOCKS = _blocks()
 
 def test_there_are_doc_examples() -> None:
     assert len(BLOCKS) >= 8
+
+
+def test_every_other_code_block_says_why_it_is_not_run() -> None:
+    unmarked = []
+    for path in FILES:
+        text = path.read_text()
+        for m in FENCE.finditer(text):
+            if m.group("lang") != "python" and m.group("why") is None:
+                unmarked.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1} ({m.group('lang') or 'no language'})")
+    assert not unmarked, "code blocks that are neither run nor marked <!-- not-runnable: reason -->: " + ", ".join(unmarked)
 
 
 @pytest.mark.parametrize(("path", "line", "code", "why"), BLOCKS, ids=[f"{p}:{n}" for p, n, _, _ in BLOCKS])
