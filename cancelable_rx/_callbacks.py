@@ -7,12 +7,14 @@ the operation or the other callbacks) and may be sync or async.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._models import OperationContext, ProgressEvent
 from ._rx import HubObservable
+from ._state import OperationState
 
 if TYPE_CHECKING:
     from ._cancelable import Cancelable
@@ -59,6 +61,10 @@ async def _call_isolated(kind: str, fn: Callable[..., Any], *args: Any) -> None:
         logger.exception("cancelable_rx: %s callback %r failed", kind, fn)
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 class _Conflating:
     """Runs one async progress callback in the background, never more than one call at
     a time; while a call runs only the newest pending event is kept (older ones are
@@ -88,10 +94,9 @@ class _Conflating:
             self.running = False
 
 
-class CallbacksMixin:
+class CallbacksMixin(OperationState):
     """on_start / on_complete / on_cancel / on_error / on_progress and progress events."""
 
-    __slots__ = ()
 
 
     _status_callbacks: dict[str, list[Callable[..., Any]]] | None
@@ -129,7 +134,7 @@ class CallbacksMixin:
         callbacks = self._status_callbacks
         if callbacks is None or not callbacks[kind]:
             return
-        ctx = self.context  # type: ignore[attr-defined]
+        ctx = self.context
         for fn in list(callbacks[kind]):
             await _call_isolated(kind, fn, ctx, *extra)
 
@@ -160,17 +165,17 @@ class CallbacksMixin:
         progress = self._progress
         return bool(
             self._progress_callbacks
-            or self._registry is not None  # type: ignore[attr-defined]
+            or self._registry is not None
             or (progress is not None and progress._hub._listeners)
         )
 
     def _emit_stream_progress(self, count: int, item: Any) -> None:
         """Progress from a stream: never awaits.  Sync callbacks are called inline
         (isolated); async ones run in the background, conflated (see ``_Conflating``)."""
-        op_id = self.id  # type: ignore[attr-defined]
+        op_id = self.id
         message = f"Processed {count} items"
         metadata = {"count": count, "latest_item": item}
-        registry = self._registry  # type: ignore[attr-defined]
+        registry = self._registry
         if registry is not None:
             registry._on_progress(self, message, metadata)
         if self._progress is not None:
@@ -181,26 +186,27 @@ class CallbacksMixin:
             for fn in callbacks:
                 runner = conflating.get(fn)
                 if runner is not None:
-                    runner.submit(self._handle, (op_id, message, metadata))  # type: ignore[attr-defined]
+                    runner.submit(self._handle, (op_id, message, metadata))
                     continue
                 try:
                     result = fn(op_id, message, metadata)
-                    if inspect.isawaitable(result):  # a sync callable returning an awaitable
-                        self._handle.spawn(lambda r=result: r)  # type: ignore[attr-defined]
+                    if inspect.isawaitable(result) and self._handle is not None:
+                        # a sync callable returning an awaitable: await it in the background
+                        self._handle.spawn(partial(_identity, result))
                 except Exception:
                     logger.exception("cancelable_rx: progress callback %r failed", fn)
 
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Report progress: emit a :class:`ProgressEvent` on :attr:`progress` and call the
         ``on_progress`` callbacks.  Failing subscribers are logged and isolated."""
-        registry = self._registry  # type: ignore[attr-defined]
+        registry = self._registry
         if registry is not None:
             registry._on_progress(self, message, metadata)
         callbacks = self._progress_callbacks
         observable = self._progress
         if not callbacks and observable is None:
             return
-        op_id = self.id  # type: ignore[attr-defined]
+        op_id = self.id
         if observable is not None:
             observable.emit(ProgressEvent(op_id, message, metadata))
         for fn in list(callbacks or ()):

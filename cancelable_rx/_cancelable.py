@@ -24,6 +24,7 @@ from ._exceptions import CancelationError, error_for
 from ._factories import FactoriesMixin
 from ._helpers import HelpersMixin
 from ._record import RecordMixin
+from ._state import OperationState
 from ._loop import LoopHandle, capture
 from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus
 from ._plan import Plan, compile_plan
@@ -61,7 +62,7 @@ class ParentFired:
         return self.parent.id
 
 
-class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin):
+class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, OperationState):
     """One cancelable operation: an async context manager around an anyio cancel scope.
 
     Cancellation: the operation is cancelled by the first of its sources to fire
@@ -79,46 +80,6 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin):
 
     An operation can be entered once.
     """
-
-    # Defaults live on the class: __init__ stores only what differs, so a bare operation
-    # costs a handful of attribute writes.  Mutable state is created when first needed.
-    _id: str | None = None
-    _name: str | None = None
-    _default_name: str | None = None
-    _metadata: dict[str, Any] | None = None
-    _parent: Cancelable | None = None
-    _register_globally = False
-    _suppress = False
-    _sources: list[CancelationSource] | tuple[()] = ()
-    _timeout = _INF  # the earliest plain timeout (with_timeout / combine), seconds
-    _tokens: tuple[CancelationToken, ...] = ()  # extra tokens merged by combine()
-    _plan: Plan | None = None
-    _token: CancelationToken | None = None
-    _own_token = False
-    _state = _PENDING
-    _status = OperationStatus.PENDING
-    _fired: CancelEvent | None = None
-    _scope: Any = None
-    _handle: LoopHandle | None = None
-    _tg: Any = None
-    _cv: contextvars.Token[Cancelable | None] | None = None
-    _ctx: OperationContext | None = None
-    _start_ts: float | None = None
-    _end_ts: float | None = None
-    _error: str | None = None
-    _partial: Any = None
-    _children: set[Cancelable] | None = None
-    _child_ids: set[str] | None = None
-    _status_callbacks: dict[str, list[Callable[..., Any]]] | None = None
-    _progress_callbacks: list[Any] | None = None
-    _progress: ProgressObservable | None = None
-    _progress_async: list[Any] | None = None
-    _stream_it: Any = None  # the fused stream iterator bound to this operation, if any
-    _deadline = _INF
-    _own_deadline = _INF
-    _shielded = False
-    _registry: Any = None
-    _listening = False
 
     def __init__(
         self,

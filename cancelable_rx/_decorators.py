@@ -85,7 +85,11 @@ def cancelable(
         Cancelable.with_timeout(timeout)  # validate now, at decoration time
 
     def make(func: Callable[..., Any]) -> Cancelable:
-        kw = {"operation_id": operation_id, "name": name or func.__name__, "register_globally": register_globally}
+        kw: dict[str, Any] = {
+            "operation_id": operation_id,
+            "name": name or func.__name__,
+            "register_globally": register_globally,
+        }
         return Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
 
     return lambda func: _run_with(func, make, inject_param, "cancelable")

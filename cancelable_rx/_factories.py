@@ -14,6 +14,7 @@ from .sources.condition import ConditionSource
 from .sources.observable import ObservableSource
 from .sources.signal import SignalSource
 from .sources.timeout import check_timeout
+from ._state import OperationState
 
 if TYPE_CHECKING:
     from ._cancelable import Cancelable
@@ -21,11 +22,10 @@ if TYPE_CHECKING:
 __all__ = ("FactoriesMixin",)
 
 
-class FactoriesMixin:
+class FactoriesMixin(OperationState):
     """``with_timeout``, ``with_token``, ``with_signal``, ``with_condition``,
     ``with_observable`` and ``combine``."""
 
-    __slots__ = ()
 
 
     @classmethod

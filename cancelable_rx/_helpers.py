@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +19,7 @@ from ._plan import compile_plan
 from ._registry import OperationRegistry
 from .streaming._iterator import FusedIterator
 from .streaming._stream import CancelableStream
+from ._state import OperationState
 
 if TYPE_CHECKING:
     from ._cancelable import Cancelable
@@ -32,10 +33,9 @@ _now = time.time
 _INF = float("inf")
 
 
-class HelpersMixin:
+class HelpersMixin(OperationState):
     """``stream``, ``run_in_thread``, ``wrap``, ``wrapping``, ``shield``."""
 
-    __slots__ = ()
 
     # -- detached mode (cancelable_stream) ----------------------------------------------
 
@@ -100,7 +100,7 @@ class HelpersMixin:
         without ever awaiting them, and to the registry).  With ``buffer_partial`` the
         last ``buffer_size`` items are kept for :attr:`partial_result`.
         """
-        return CancelableStream(FusedIterator(self, async_iter, report_interval, buffer_partial, buffer_size))
+        return CancelableStream(FusedIterator(cast("Cancelable", self), async_iter, report_interval, buffer_partial, buffer_size))
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class HelpersMixin:
         ctx = contextvars.copy_context()
 
         def runner() -> T:
-            current.set(self)
+            current.set(cast("Cancelable", self))
             return func(*args, **kwargs)
 
         return await anyio.to_thread.run_sync(ctx.run, runner)
@@ -152,7 +152,8 @@ class HelpersMixin:
         runs) but is not cancelled with its parent.  A cancellation that arrived
         meanwhile takes effect at the checkpoint right after the section.
         """
-        child = type(self)(name=f"{self.name}_shielded", parent=self, metadata={"shielded": True})
+        me = cast("Cancelable", self)
+        child = type(me)(name=f"{self.name}_shielded", parent=me, metadata={"shielded": True})
         child._shielded = True
         with anyio.CancelScope(shield=True):
             async with child:

@@ -33,15 +33,21 @@ def _scope_classes() -> tuple[Any, Any]:
     """
     import anyio
 
+    asyncio_scope: Any = anyio.CancelScope
+    trio_scope: Any = anyio.CancelScope
     try:
-        from anyio._backends._asyncio import CancelScope as AsyncioScope
+        from anyio._backends import _asyncio
+
+        asyncio_scope = _asyncio.CancelScope
     except Exception:  # pragma: no cover - depends on anyio's private layout
-        AsyncioScope = anyio.CancelScope
+        pass
     try:
-        from anyio._backends._trio import CancelScope as TrioScope
+        from anyio._backends import _trio
+
+        trio_scope = _trio.CancelScope
     except Exception:  # pragma: no cover - trio not installed or layout changed
-        TrioScope = anyio.CancelScope
-    return AsyncioScope, TrioScope
+        pass
+    return asyncio_scope, trio_scope
 
 
 class LoopHandle:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._models import CancelationReason, OperationContext, OperationStatus, build_context, new_id
 from ._token import CancelationToken, LinkedCancelationToken
+from ._state import OperationState
 
 if TYPE_CHECKING:
     from ._cancelable import Cancelable
@@ -21,10 +22,9 @@ _INF = float("inf")
 _RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
 
 
-class RecordMixin:
+class RecordMixin(OperationState):
     """``id``, ``name``, ``parent``, ``context``, ``status``, ``is_*``, ``token`` ..."""
 
-    __slots__ = ()
 
     # -- identity and record -----------------------------------------------------------
 
@@ -79,7 +79,7 @@ class RecordMixin:
         Inside the block it turns True as soon as a source fires (before the next
         checkpoint), including a deadline that has passed.
         """
-        if self._fired is None and self._state == _RUNNING and self._own_deadline != _INF:  # type: ignore[attr-defined]
+        if self._fired is None and self._state == _RUNNING and self._own_deadline != _INF:
             handle = self._handle
             if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
                 self._record(self._timeout_event())

@@ -12,7 +12,8 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +57,11 @@ class CancelationToken(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     __slots__ = ("_lock", "_listeners", "_callbacks")
+
+    if TYPE_CHECKING:  # runtime state lives in __slots__, invisible to pydantic
+        _lock: threading.Lock
+        _listeners: dict[Listener, None]
+        _callbacks: list[tuple[TokenCallback, LoopHandle | None]]
 
     id: str = Field(default_factory=new_id)
     is_cancelled: bool = False
@@ -139,7 +145,7 @@ class CancelationToken(BaseModel):
             if handle is None or handle.in_loop_thread():
                 await _call_logged(cb, self)
             else:
-                handle.spawn(lambda cb=cb: _call_logged(cb, self))
+                handle.spawn(partial(_call_logged, cb, self))
         return True
 
     def cancel_sync(self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None) -> bool:
@@ -154,7 +160,7 @@ class CancelationToken(BaseModel):
             return False
         for cb, handle in tuple(callbacks):
             if handle is not None:
-                handle.spawn(lambda cb=cb: _call_logged(cb, self))
+                handle.spawn(partial(_call_logged, cb, self))
         return True
 
     async def wait_for_cancel(self) -> None:
@@ -229,6 +235,8 @@ class LinkedCancelationToken(CancelationToken):
     """A token that is also cancelled when any token linked into it is cancelled."""
 
     __slots__ = ("_links",)
+    if TYPE_CHECKING:
+        _links: list[tuple[CancelationToken, Listener]]
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

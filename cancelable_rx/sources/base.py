@@ -20,7 +20,9 @@ __all__ = ("ArmContext", "CancelationSource", "as_source")
 class ArmContext(Protocol):
     """What an operation offers the sources it arms."""
 
-    handle: LoopHandle
+    @property
+    def handle(self) -> LoopHandle:
+        """The loop of the operation."""
 
     def start_soon(self, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn`` in the operation's task group until the operation exits."""

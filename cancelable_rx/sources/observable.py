@@ -51,10 +51,10 @@ class ObservableSource(CancelationSource):
         )
 
     def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        self._subscription = self.observable.subscribe(
-            on_next=lambda item: self.fire(self._message or f"{self.name or 'observable'} emitted {item!r}"),
-            on_error=self._on_error,
-        )
+        self._subscription = self.observable.subscribe(on_next=self._on_item, on_error=self._on_error)
+
+    def _on_item(self, item: Any) -> None:
+        self.fire(self._message or f"{self.name or 'observable'} emitted {item!r}")
 
     def _stop(self) -> None:
         sub, self._subscription = self._subscription, None

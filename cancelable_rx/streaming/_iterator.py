@@ -52,12 +52,12 @@ def _resolve_source(source: object) -> tuple[Any, bool]:
     if hasattr(source, "__anext__"):
         return source, False
     if hasattr(source, "__aiter__"):
-        return source.__aiter__(), False  # type: ignore[attr-defined]
+        return source.__aiter__(), False
     if isinstance(source, (str, bytes)) or not hasattr(source, "__iter__"):
         raise TypeError(
             f"`async_iter` must be an async iterable (or an iterable), got {source!r} ({type(source).__name__})"
         )
-    return iter(source), True  # type: ignore[call-overload]
+    return iter(source), True
 
 
 class FusedIterator(Generic[T]):
@@ -242,7 +242,7 @@ class FusedIterator(Generic[T]):
         scope = op._scope = handle.scope_cls(deadline=op._deadline)
         try:
             with scope:
-                return await self._next()  # type: ignore[no-any-return]
+                return await self._next()
         finally:
             op._scope = None
             if scope.cancelled_caught:

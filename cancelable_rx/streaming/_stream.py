@@ -37,7 +37,7 @@ class CancelableStream(Stream[T]):
         self._used = False
         BaseStream.__init__(self, lambda: self)
 
-    def __aiter__(self) -> Any:  # type: ignore[override]
+    def __aiter__(self) -> Any:
         if self._used:
             raise RuntimeError(
                 "a cancelable stream can be iterated once; call op.stream(...) again with a new source"
@@ -46,7 +46,7 @@ class CancelableStream(Stream[T]):
         it = self._iterator
         return it if it._detached else it.open_generator()
 
-    def stream(self) -> Any:  # type: ignore[override]
+    def stream(self) -> Any:
         """``async with s.stream() as it: async for x in it`` (aiostream style)."""
         return streamcontext(self.__aiter__())
 

@@ -7,6 +7,7 @@ task group across ``yield`` (a scope surrounds each ``await anext(...)`` only).
 from __future__ import annotations
 
 import inspect
+from functools import partial
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -173,7 +174,7 @@ async def progress(
                     operation._emit_stream_progress(count, item)
                 if on_progress is not None:
                     if is_async:
-                        handle.spawn(lambda c=count, i=item: on_progress(c, i))
+                        handle.spawn(partial(on_progress, count, item))
                     else:
                         try:
                             on_progress(count, item)
