@@ -394,7 +394,13 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
             else:
                 if self._listening:
                     self._unlisten_all()
-                self._reset_current()
+                cv = self._cv  # inlined _reset_current(): this is the hot path
+                if cv is not None:
+                    self._cv = None
+                    try:
+                        _current.reset(cv)
+                    except ValueError:  # exited in another context (e.g. a finalised generator)
+                        pass
         if exc_type is None and self._fired is None:
             self._finish(OperationStatus.COMPLETED)
             if self._status_callbacks is not None:
