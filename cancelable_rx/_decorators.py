@@ -43,6 +43,13 @@ def _check_async(func: object, decorator: str) -> None:
         raise TypeError(f"@{decorator} decorates async functions (async def), got {func!r}")
 
 
+def _hide_parameter(wrapper: Callable[..., Any], sig: inspect.Signature, name: str) -> None:
+    """Make ``inspect.signature(wrapper)`` show ``sig`` without the injected ``name``."""
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in sig.parameters.values() if p.name != name]
+    )
+
+
 def _run_with(
     func: Callable[..., Awaitable[R]],
     make: Callable[[Callable[..., Any]], Cancelable],
@@ -64,9 +71,7 @@ def _run_with(
         raise AssertionError("unreachable")  # pragma: no cover
 
     if inject is not None:
-        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[p for p in sig.parameters.values() if p.name != inject]
-        )
+        _hide_parameter(wrapper, sig, inject)
     return wrapper
 
 
@@ -250,9 +255,7 @@ def with_cancelable(cancel: Cancelable, inject: bool = False, inject_param: str 
             return await func(*args, **kwargs)
 
         if name is not None:
-            wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-                parameters=[p for p in sig.parameters.values() if p.name != name]
-            )
+            _hide_parameter(wrapper, sig, name)
         return wrapper
 
     return decorator
@@ -273,9 +276,7 @@ def with_current_operation() -> Decorator[R]:
             return await func(*args, **kwargs)
 
         if has:
-            wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-                parameters=[p for p in sig.parameters.values() if p.name != "operation"]
-            )
+            _hide_parameter(wrapper, sig, "operation")
         return wrapper
 
     return decorator
@@ -304,7 +305,5 @@ def ensure_cancelable(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaita
         raise AssertionError("unreachable")  # pragma: no cover
 
     if inject is not None:
-        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[p for p in sig.parameters.values() if p.name != inject]
-        )
+        _hide_parameter(wrapper, sig, inject)
     return wrapper
