@@ -6,7 +6,6 @@ modules; see ``docs/cancellation.md`` for the normative contract summarised here
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import threading
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ._callbacks import CallbacksMixin, ProgressObservable
+from ._callbacks import CallbacksMixin
 from ._current import current, current_operation
 from ._exceptions import CancelationError, error_for
 from ._factories import FactoriesMixin
@@ -26,8 +25,8 @@ from ._helpers import HelpersMixin
 from ._record import RecordMixin
 from ._state import OperationState
 from ._loop import LoopHandle, capture
-from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus
-from ._plan import Plan, compile_plan
+from ._models import CancelationReason, CancelEvent, OperationStatus
+from ._plan import compile_plan
 from ._registry import OperationRegistry
 from ._token import CancelationToken, check_reason
 from .sources.base import CancelationSource, as_source

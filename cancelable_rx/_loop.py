@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ("LoopHandle", "capture", "spawn_soon")
+__all__ = ("LoopHandle", "capture")
 
 logger = logging.getLogger("cancelable_rx")
 _get_ident = threading.get_ident
@@ -145,7 +145,3 @@ def capture() -> LoopHandle:
     _last = (key, handle)
     return handle
 
-
-def spawn_soon(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None:
-    """Shorthand for ``handle.spawn(fn)``."""
-    handle.spawn(fn)

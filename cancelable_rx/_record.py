@@ -139,9 +139,3 @@ class RecordMixin(OperationState):
                 tok._listen(self._on_token)
         return tok
 
-    def _set_status(self, status: OperationStatus) -> None:
-        self._status = status
-        ctx = self._ctx
-        if ctx is not None:
-            ctx.status = status
-

@@ -1,4 +1,4 @@
-"""The package type-checks clean under the project's mypy configuration (pyproject.toml)."""
+"""The package type-checks (mypy) and lints (ruff: pyflakes rules) clean, per pyproject.toml."""
 
 from __future__ import annotations
 
@@ -15,5 +15,17 @@ pytest.importorskip("mypy")
 def test_mypy_is_clean() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-error-summary"], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_is_clean() -> None:
+    pytest.importorskip("ruff")
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "cancelable_rx", "tests", "benchmarks"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
