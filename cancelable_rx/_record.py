@@ -83,7 +83,10 @@ class RecordMixin(OperationState):
             handle = self._handle
             if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
                 self._record(self._timeout_event())
-        return self._fired is not None
+        # A request that raced the block's completion (another thread, within the few
+        # hundred ns before the outcome was decided) leaves the reason recorded but the
+        # status COMPLETED, like anyio's cancel_called without cancelled_caught.
+        return self._fired is not None and self._status is not OperationStatus.COMPLETED
 
     @property
     def is_running(self) -> bool:
