@@ -146,6 +146,9 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
             tok = self._token
             if tok is not None and not tok.is_cancelled:
                 tok.cancel_sync(event.reason, event.message)
+        hub = self._cancellation
+        if hub is not None:
+            hub._fire_value(event)
         return True
 
     def _fire(self, event: CancelEvent, propagate: bool = True) -> bool:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 
-from ._models import CancelationReason, OperationContext, OperationStatus, build_context, new_id
+from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
 from ._token import CancelationToken, LinkedCancelationToken
+from ._rx import FireOnce
 from ._state import OperationState
 
 if TYPE_CHECKING:
@@ -126,6 +127,18 @@ class RecordMixin(OperationState):
     def deadline(self) -> float:
         """The effective deadline (anyio clock) while running; ``math.inf`` if none."""
         return self._deadline
+
+    @property
+    def cancellation(self) -> FireOnce[CancelEvent]:
+        """Hot observable of this operation's cancel event: emits the first
+        :class:`CancelEvent` once (replayed to late subscribers) and completes.
+        Nothing is built until someone asks for it."""
+        hub = self._cancellation
+        if hub is None:
+            hub = self._cancellation = FireOnce()
+            if self._fired is not None:
+                hub._fire_value(self._fired)
+        return hub
 
     @property
     def token(self) -> CancelationToken:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._callbacks import ProgressObservable
     from ._loop import LoopHandle
     from ._plan import Plan
+    from ._rx import FireOnce
     from ._token import CancelationToken
     from .sources.base import CancelationSource
     from .sources.timeout import TimeoutSource
@@ -69,6 +70,7 @@ class OperationState:
     _shielded = False
     _registry: Any = None
     _listening = False
+    _cancellation: FireOnce[CancelEvent] | None = None
 
 
     if TYPE_CHECKING:

@@ -260,3 +260,48 @@ async def test_condition_poller_stops_at_exit() -> None:
     after_exit = calls
     await anyio.sleep(0.05)
     assert calls == after_exit > 0
+
+
+async def test_operation_cancellation_is_a_hot_observable() -> None:
+    op = Cancelable.with_timeout(0.02, suppress_cancelation=True)
+    early: list[CancelEvent] = []
+    op.cancellation.subscribe(early.append)
+    async with op:
+        await anyio.sleep(1)
+    late: list[CancelEvent] = []
+    op.cancellation.subscribe(late.append)  # replayed to a late subscriber
+    assert len(early) == 1 and early == late and early[0].reason is CancelationReason.TIMEOUT
+
+
+async def test_parent_source_links_operations_in_other_tasks() -> None:
+    from cancelable_rx import ParentCancelation, ParentSource
+
+    leader = Cancelable.with_timeout(0.05, name="leader", suppress_cancelation=True)
+    follower_error: list[BaseException] = []
+    ready = anyio.Event()
+
+    async def follower() -> None:
+        try:
+            async with Cancelable(name="follower").add_source(ParentSource(leader) | TimeoutSource(5)):
+                ready.set()
+                await anyio.sleep_forever()
+        except CancelationError as err:
+            follower_error.append(err)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follower)
+            await ready.wait()
+            async with leader:
+                await anyio.sleep(1)
+    [err] = follower_error
+    assert isinstance(err, ParentCancelation)
+    assert err.parent_id == leader.id and err.parent_reason is CancelationReason.TIMEOUT
+    assert "leader" in err.message
+
+
+def test_parent_source_rejects_non_operations() -> None:
+    from cancelable_rx import ParentSource
+
+    with pytest.raises(TypeError, match="`operation` must be a Cancelable"):
+        ParentSource("op")  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from .base import CancelationSource, as_source
 from .composite import AllOfSource, AnyOfSource, CompositeSource, all_of, any_of
 from .condition import ConditionSource
 from .observable import ObservableSource
+from .parent import ParentSource
 from .signal import SignalSource
 from .timeout import TimeoutSource
 from .token import TokenSource
@@ -15,6 +16,7 @@ __all__ = (
     "CompositeSource",
     "ConditionSource",
     "ObservableSource",
+    "ParentSource",
     "SignalSource",
     "TimeoutSource",
     "TokenSource",
