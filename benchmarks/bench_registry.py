@@ -67,6 +67,37 @@ async def live_operations(register: bool, measure: bool) -> tuple[float, float, 
     return used / LIVE, first, cached
 
 
+async def thread_cancel_median(n: int, how: str) -> float:
+    """Median seconds from registry.cancel_*_sync() in a plain thread to the op's exit."""
+    import threading
+
+    registry = OperationRegistry.get_instance()
+    samples = []
+    for _ in range(n):
+        op = Cancelable(register_globally=True, suppress_cancelation=True)
+        go = threading.Event()
+        t0 = [0.0]
+
+        def canceller(op: Cancelable = op, go: threading.Event = go, t0: list[float] = t0) -> None:
+            go.wait(5)
+            time.sleep(0.001)
+            t0[0] = time.perf_counter()
+            if how == "one":
+                registry.cancel_operation_sync(op.id)
+            else:
+                registry.cancel_all_sync()
+
+        th = threading.Thread(target=canceller)
+        th.start()
+        async with op:
+            go.set()
+            await anyio.sleep_forever()
+        samples.append(time.perf_counter() - t0[0])
+        th.join()
+    await registry.clear_all()
+    return statistics.median(samples)
+
+
 async def run_backend(rounds: int) -> dict[str, float]:
     registry = OperationRegistry.get_instance()
     await registry.clear_all()
@@ -79,7 +110,11 @@ async def run_backend(rounds: int) -> dict[str, float]:
     await registry.clear_all()
     plain_bytes, _, _ = await live_operations(False, False)
     reg_bytes, first_ms, cached_ms = await live_operations(True, True)
+    one_ms = await thread_cancel_median(50, "one") * 1e3
+    all_ms = await thread_cancel_median(50, "all") * 1e3
     return {
+        "one_ms": one_ms,
+        "all_ms": all_ms,
         "added_us": (statistics.median(on) - statistics.median(off)) * 1e6,
         "plain_us": statistics.median(off) * 1e6,
         "first_ms": first_ms,
@@ -100,6 +135,8 @@ def main() -> int:
             (f"list_operations(), {LIVE:,} live, first call", f"{r['first_ms']:.2f} ms", r["first_ms"] <= 5.0, "<= 5 ms"),
             (f"list_operations(), {LIVE:,} live, later calls", f"{r['cached_ms']:.2f} ms", r["cached_ms"] <= 5.0, "<= 5 ms"),
             ("memory per registered live operation (extra)", f"{r['extra_bytes']:.0f} B", r["extra_bytes"] <= 1024, "<= 1 KB"),
+            ("cancel_operation_sync() from a thread to exit, median", f"{r['one_ms']:.3f} ms", r["one_ms"] < 1, "< 1 ms"),
+            ("cancel_all_sync() from a thread to exit, median", f"{r['all_ms']:.3f} ms", r["all_ms"] < 1, "< 1 ms"),
         ]
         print(f"\n## {backend}\n\n| case | measured | target |\n|---|---:|---:|")
         for label, value, good, target in checks:
