@@ -42,10 +42,11 @@ def test_completes() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_and_sigterm_stop_the_pipeline(sig: int, code: int) -> None:
+def test_ctrl_c_and_sigterm_stop_the_pipeline(sig: int, code: int, backend: str) -> None:
     proc = subprocess.Popen(
-        [*DEMO, "--items", "1000000", "--max-bad", "1000000", "--rate", "1000"],
+        [*DEMO, "--items", "1000000", "--max-bad", "1000000", "--rate", "1000", "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
