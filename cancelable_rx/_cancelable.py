@@ -1,7 +1,8 @@
 """Cancelable: the lifecycle of one cancelable operation.
 
-Enter, exit, cancel, status, shield.  Sources, factories and callbacks live in their own
-modules; see ``docs/cancellation.md`` for the normative contract summarised here.
+First-source-wins firing, enter, exit and cancel.  The record (_record), streams and
+helpers (_helpers), factories (_factories) and callbacks (_callbacks) are mixins over
+the shared state (_state); ``docs/cancellation.md`` is the normative contract.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -35,8 +36,6 @@ from .sources.timeout import TimeoutSource
 __all__ = ("Cancelable", "current_operation")
 
 logger = logging.getLogger("cancelable_rx")
-T = TypeVar("T")
-R = TypeVar("R")
 
 _current = current
 _FIRE_LOCK = threading.Lock()
@@ -44,7 +43,6 @@ _PENDING, _RUNNING, _DONE = 0, 1, 2
 _INF = math.inf
 _now = time.time
 _get_ident = threading.get_ident
-_RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
 
 
 class ParentFired:
