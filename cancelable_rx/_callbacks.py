@@ -102,7 +102,7 @@ class CallbacksMixin(OperationState):
     _status_callbacks: dict[str, list[Callable[..., Any]]] | None
     _progress_callbacks: list[ProgressCallbackType] | None
     _progress: ProgressObservable | None
-    _progress_async: list[_Conflating] | None
+    _progress_async: dict[Callable[..., Any], _Conflating] | None
 
     def _add_callback(self, kind: str, callback: Callable[..., Any]) -> Cancelable:
         if not callable(callback):
@@ -157,8 +157,8 @@ class CallbacksMixin(OperationState):
         self._progress_callbacks.append(callback)
         if inspect.iscoroutinefunction(callback):
             if self._progress_async is None:
-                self._progress_async = []
-            self._progress_async.append(_Conflating(callback))
+                self._progress_async = {}
+            self._progress_async[callback] = _Conflating(callback)
         return self  # type: ignore[return-value]
 
     def _has_progress_listeners(self) -> bool:
@@ -182,9 +182,9 @@ class CallbacksMixin(OperationState):
             self._progress.emit(ProgressEvent(op_id, message, metadata, count))
         callbacks = self._progress_callbacks
         if callbacks:
-            conflating = {c.fn: c for c in self._progress_async or ()}
+            runners = self._progress_async or {}
             for fn in callbacks:
-                runner = conflating.get(fn)
+                runner = runners.get(fn)
                 if runner is not None:
                     runner.submit(self._handle, (op_id, message, metadata))
                     continue

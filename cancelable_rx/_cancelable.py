@@ -164,11 +164,7 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
                     scope.cancel()
         children = self._children
         if propagate and children:
-            child_event = CancelEvent(
-                CancelationReason.PARENT,
-                f"Parent operation was cancelled ({event.reason.value}): {event.message}",
-                ParentFired(self, event.reason),
-            )
+            child_event = self._parent_event(event)
             for child in tuple(children):
                 child._fire(child_event)
         return True
@@ -203,31 +199,11 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
             raise RuntimeError(
                 f"{self!r} has already been entered; a Cancelable runs once, create a new one for each run"
             )
-        self._state = _RUNNING
-        self._start_ts = _now()
-        handle = self._handle = capture()
-        seconds = self._timeout
-        needs_tasks = False
-        if self._sources:
-            plan = self._plan
-            if plan is None:
-                plan = self._plan = compile_plan(self._sources)
-            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
-                seconds = plan.timeout.timeout_seconds
-            needs_tasks = plan.needs_tasks
-        deadline = handle.now() + seconds if seconds != _INF else _INF
-        self._own_deadline = deadline
+        needs_tasks = self._start()
+        handle = self._handle
+        assert handle is not None
+        deadline = self._deadline
         parent = self._parent
-        if parent is not None and not self._shielded and parent._deadline < deadline:
-            deadline = parent._deadline
-        self._deadline = deadline
-        if self._shielded:
-            self._status = OperationStatus.SHIELDED
-        else:
-            self._status = OperationStatus.RUNNING
-        if self._ctx is not None:
-            self._ctx.status = self._status
-            self._ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
         self._cv = _current.set(self)
         scope = self._scope = handle.scope_cls(deadline=deadline)
         if needs_tasks or parent is not None or self._token is not None or self._tokens or self._sources:
@@ -258,6 +234,35 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
         if self._status_callbacks is not None:
             await self._trigger("start")
         return self
+
+    def _start(self) -> bool:
+        """Start running: capture the loop, compute the deadlines (own and effective),
+        set the status.  Returns whether sources need a task group.  Shared by
+        ``__aenter__`` and detached streams."""
+        self._state = _RUNNING
+        self._start_ts = _now()
+        handle = self._handle = capture()
+        seconds = self._timeout
+        needs_tasks = False
+        if self._sources:
+            plan = self._plan
+            if plan is None:
+                plan = self._plan = compile_plan(self._sources)
+            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
+                seconds = plan.timeout.timeout_seconds
+            needs_tasks = plan.needs_tasks
+        deadline = handle.now() + seconds if seconds != _INF else _INF
+        self._own_deadline = deadline
+        parent = self._parent
+        if parent is not None and not self._shielded and parent._deadline < deadline:
+            deadline = parent._deadline
+        self._deadline = deadline
+        self._status = OperationStatus.SHIELDED if self._shielded else OperationStatus.RUNNING
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.status = self._status
+            ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
+        return needs_tasks
 
     def _listen_all(self) -> None:
         parent = self._parent
@@ -299,13 +304,28 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
         self._children.add(child)
         fired = self._fired
         if fired is not None:
-            child._fire(
-                CancelEvent(
-                    CancelationReason.PARENT,
-                    f"Parent operation was cancelled ({fired.reason.value}): {fired.message}",
-                    ParentFired(self, fired.reason),
-                )
-            )
+            child._fire(self._parent_event(fired))
+
+    def _parent_event(self, event: CancelEvent) -> CancelEvent:
+        """What this operation's children receive when it is cancelled with ``event``."""
+        return CancelEvent(
+            CancelationReason.PARENT,
+            f"Parent operation was cancelled ({event.reason.value}): {event.message}",
+            ParentFired(self, event.reason),
+        )
+
+    def _record_exception(self, exc: BaseException) -> bool:
+        """Record why ``exc`` ended the operation: an enclosing cancellation (reason
+        PARENT) or a CancelationError raised in the body (its own reason) -> True;
+        any other error is kept in ``_error`` -> False."""
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            self._record(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+            return True
+        if isinstance(exc, CancelationError):
+            self._record(CancelEvent(exc.reason, exc.message, exc))
+            return True
+        self._error = f"{type(exc).__name__}: {exc}"
+        return False
 
     def _unlisten_all(self) -> None:
         """Stop listening to every token, source and parent; never raises."""
@@ -407,38 +427,28 @@ class Cancelable(RecordMixin, HelpersMixin, FactoriesMixin, CallbacksMixin, Oper
                 await self._trigger("complete")
             return False
         if exc_type is None or swallowed:
-            fired = self._fired
-            if fired is None and swallowed:
+            # Our own cancellation (requested, or caught by our scope).
+            if self._fired is None:  # caught with nothing recorded: the deadline passed
                 event = self._timeout_event()
                 self._record(event)
-                fired = self._fired
                 if isinstance(event.source, CancelationSource):
                     event.source.fire(event.message)
-            if fired is None:
-                self._finish(OperationStatus.COMPLETED)
-                if self._status_callbacks is not None:
-                    await self._trigger("complete")
-                return False
+            fired = self._fired
+            assert fired is not None
             self._finish(OperationStatus.CANCELLED)
             if self._status_callbacks is not None:
                 await self._trigger("cancel")
             if self._suppress:
                 return exc_type is not None
             raise error_for(fired, self) from exc
-        if isinstance(exc, anyio.get_cancelled_exc_class()):
-            # Not ours to catch: an enclosing scope is cancelled.  Propagate untouched.
-            self._record(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+        assert exc is not None
+        if self._record_exception(exc):
+            # An enclosing cancellation, or a CancelationError from the body: it
+            # propagates untouched (the backend exception is not ours to catch).
             self._finish(OperationStatus.CANCELLED)
             if self._status_callbacks is not None:
                 await self._trigger("cancel")
             return False
-        if isinstance(exc, CancelationError):
-            self._record(CancelEvent(exc.reason, exc.message, exc))
-            self._finish(OperationStatus.CANCELLED)
-            if self._status_callbacks is not None:
-                await self._trigger("cancel")
-            return False
-        self._error = f"{type(exc).__name__}: {exc}"
         self._finish(OperationStatus.FAILED)
         if self._status_callbacks is not None and isinstance(exc, Exception):
             await self._trigger("error", exc)

@@ -13,7 +13,6 @@ import anyio
 import anyio.lowlevel
 
 from ._current import current
-from ._loop import capture
 from ._models import OperationStatus
 from ._plan import compile_plan
 from ._registry import OperationRegistry
@@ -45,28 +44,14 @@ class HelpersMixin(OperationState):
         be used this way (a task group cannot be held across ``yield``)."""
         if self._state != _PENDING:
             raise RuntimeError(f"{self!r} has already been entered; a Cancelable runs once")
-        plan = None
-        seconds = self._timeout
-        if self._sources:
-            plan = self._plan = self._plan or compile_plan(self._sources)
-            if plan.needs_tasks:
-                raise TypeError(
-                    "a detached stream cannot use sources that need polling tasks (conditions, "
-                    "timeouts inside all-of); iterate op.stream(...) inside `async with op:` instead"
-                )
-            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
-                seconds = plan.timeout.timeout_seconds
-        self._state = _RUNNING
-        self._start_ts = _now()
-        handle = self._handle = capture()
-        deadline = handle.now() + seconds if seconds != _INF else _INF
-        self._own_deadline = deadline
-        if self._parent is not None and self._parent._deadline < deadline:
-            deadline = self._parent._deadline
-        self._deadline = deadline
-        self._status = OperationStatus.RUNNING
-        if self._ctx is not None:
-            self._ctx.status = self._status
+        if self._sources:  # refuse before starting; _start() reuses the compiled plan
+            self._plan = self._plan or compile_plan(self._sources)
+        if self._plan is not None and self._plan.needs_tasks:
+            raise TypeError(
+                "a detached stream cannot use sources that need polling tasks (conditions, "
+                "timeouts inside all-of); iterate op.stream(...) inside `async with op:` instead"
+            )
+        self._start()
         self._listening = True
         self._listen_all()
         if self._register_globally:

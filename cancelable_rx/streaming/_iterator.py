@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
-from .._exceptions import CancelationError, error_for
-from .._models import CancelationReason, CancelEvent, PartialResult
+from .._exceptions import error_for
+from .._models import PartialResult
 
 if TYPE_CHECKING:
     from .._cancelable import Cancelable
@@ -187,10 +187,10 @@ class FusedIterator(Generic[T]):
                     item = self._next()
                 except StopIteration:
                     raise StopAsyncIteration from None
-            elif self._detached:
-                item = await self._fetch_detached()
             else:
-                item = await self._next()
+                # The class-based path serves detached streams only (cancelable_stream);
+                # inside an operation the stream iterates open_generator().
+                item = await self._fetch_detached()
         except StopAsyncIteration:
             self._end(True)
             raise
@@ -256,12 +256,7 @@ class FusedIterator(Generic[T]):
     def _fail(self, exc: BaseException) -> None:
         op = self._op
         if self._detached and op._state == 1 and op._fired is None:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                op._record(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
-            elif isinstance(exc, CancelationError):
-                op._record(CancelEvent(exc.reason, exc.message, exc))
-            else:
-                op._error = f"{type(exc).__name__}: {exc}"
+            op._record_exception(exc)  # the same classification as leaving an operation
         self._end(False)
 
     def _end(self, completed: bool) -> None:
