@@ -79,23 +79,23 @@ async def rx_timeout_token(n: int) -> float:
 
 # -- cancel until exit -----------------------------------------------------------------
 
+async def _raw_worker(holder: list[anyio.CancelScope], ready: anyio.Event, done: anyio.Event, stamp: list[float]) -> None:
+    with anyio.CancelScope() as scope:
+        holder.append(scope)
+        ready.set()
+        await anyio.sleep_forever()
+    stamp[0] = time.perf_counter()
+    done.set()
+
+
 async def raw_cancel_to_exit(n: int) -> float:
     total = 0.0
     for _ in range(n):
         ready, done = anyio.Event(), anyio.Event()
         holder: list[anyio.CancelScope] = []
         stamp = [0.0]
-
-        async def worker() -> None:
-            with anyio.CancelScope() as scope:
-                holder.append(scope)
-                ready.set()
-                await anyio.sleep_forever()
-            stamp[0] = time.perf_counter()
-            done.set()
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(worker)
+            tg.start_soon(_raw_worker, holder, ready, done, stamp)
             await ready.wait()
             t0 = time.perf_counter()
             holder[0].cancel()
@@ -104,30 +104,37 @@ async def raw_cancel_to_exit(n: int) -> float:
     return total
 
 
+async def _rx_worker(token: CancelationToken, ready: anyio.Event, done: anyio.Event, stamp: list[float]) -> None:
+    try:
+        async with Cancelable.with_token(token):
+            ready.set()
+            await anyio.sleep_forever()
+    except CancelationError:
+        stamp[0] = time.perf_counter()
+    done.set()
+
+
 async def rx_cancel_to_exit(n: int) -> float:
     total = 0.0
     for _ in range(n):
         ready, done = anyio.Event(), anyio.Event()
         token = CancelationToken()
         stamp = [0.0]
-
-        async def worker() -> None:
-            try:
-                async with Cancelable.with_token(token):
-                    ready.set()
-                    await anyio.sleep_forever()
-            except CancelationError:
-                stamp[0] = time.perf_counter()
-            done.set()
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(worker)
+            tg.start_soon(_rx_worker, token, ready, done, stamp)
             await ready.wait()
             t0 = time.perf_counter()
             await token.cancel()
             await done.wait()
         total += stamp[0] - t0
     return total
+
+
+def _cancel_later(op: Cancelable, go: threading.Event, t0: list[float]) -> None:
+    go.wait(5)
+    time.sleep(0.001)
+    t0[0] = time.perf_counter()
+    op.cancel_sync(message="bench")
 
 
 async def thread_cancel_samples(n: int) -> list[float]:
@@ -137,14 +144,7 @@ async def thread_cancel_samples(n: int) -> list[float]:
         op = Cancelable()
         go = threading.Event()
         t0 = [0.0]
-
-        def canceller() -> None:
-            go.wait(5)
-            time.sleep(0.001)
-            t0[0] = time.perf_counter()
-            op.cancel_sync(message="bench")
-
-        th = threading.Thread(target=canceller)
+        th = threading.Thread(target=_cancel_later, args=(op, go, t0))
         th.start()
         try:
             async with op:

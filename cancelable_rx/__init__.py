@@ -1,18 +1,10 @@
 """cancelable_rx: composable, reactive cancellation for anyio (asyncio and trio).
 
-Public names are re-exported here; everything else is private.
+Public names are re-exported here, and report this package as their module (as anyio and
+trio do); everything else is private.  ``docs/architecture.md`` maps the modules.
 """
 
 from ._bridge import AnyioBridge, ThreadSafeRegistry, call_soon_threadsafe
-from ._callbacks import (
-    ErrorCallback,
-    ErrorCallbackType,
-    ProgressCallback,
-    ProgressCallbackType,
-    ProgressObservable,
-    StatusCallback,
-    StatusCallbackType,
-)
 from ._cancelable import Cancelable, current_operation
 from ._decorators import (
     cancelable,
@@ -33,6 +25,15 @@ from ._exceptions import (
     SignalCancelation,
     TimeoutCancelation,
 )
+from ._hooks import (
+    ErrorCallback,
+    ErrorCallbackType,
+    ProgressCallback,
+    ProgressCallbackType,
+    ProgressObservable,
+    StatusCallback,
+    StatusCallbackType,
+)
 from ._models import (
     CancelationReason,
     CancelEvent,
@@ -42,6 +43,8 @@ from ._models import (
     ProgressEvent,
 )
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
+from ._rx import ObservableIterator, observe, to_observable
+from ._standalone import cancelable_stream
 from ._terminal import TerminalProgress, terminal_progress
 from ._token import CancelationToken, LinkedCancelationToken
 from .sources import (
@@ -53,24 +56,14 @@ from .sources import (
     ObservableSource,
     ParentSource,
     SignalSource,
+    SourceHost,
     TimeoutSource,
     TokenSource,
     all_of,
     any_of,
     as_source,
 )
-
-from .streaming import (
-    CancelableStream,
-    ObservableIterator,
-    cancelable_stream,
-    idle_timeout,
-    item_timeout,
-    observe,
-    progress,
-    stop_when,
-    to_observable,
-)
+from .streaming import CancelableStream, idle_timeout, item_timeout, progress, stop_when
 
 __version__ = "0.1.0"
 
@@ -109,6 +102,7 @@ __all__ = (
     "ProgressObservable",
     "SignalCancelation",
     "SignalSource",
+    "SourceHost",
     "StatusCallback",
     "StatusCallbackType",
     "TerminalProgress",
@@ -140,3 +134,18 @@ __all__ = (
     "with_current_operation",
     "with_timeout",
 )
+
+
+def _publish() -> None:
+    """Make every public class and function report ``cancelable_rx`` as its module."""
+    for public_name in __all__:
+        obj = globals()[public_name]
+        if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+            if getattr(obj, "__module__", "").startswith("cancelable_rx."):
+                try:
+                    obj.__module__ = __name__
+                except (AttributeError, TypeError):  # pragma: no cover - builtins, aliases
+                    pass
+
+
+_publish()

@@ -15,11 +15,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import anyio
 
 from ._cancelable import Cancelable
+from ._checks import check_callable
 from ._loop import LoopHandle, capture
 from ._models import CancelationReason, OperationContext, OperationStatus
 from ._registry import OperationRegistry
@@ -75,8 +76,7 @@ class AnyioBridge:
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
         """Schedule ``callback(*args)`` on the bridge's loop, from any thread."""
-        if not callable(callback):
-            raise TypeError(f"`callback` must be callable, got {callback!r}")
+        check_callable(callback, "callback", "callback(*args), sync or async")
         with self._lock:
             handle = self._handle
             if handle is None:
@@ -115,7 +115,7 @@ class ThreadSafeRegistry:
         return cls._instance
 
     def get_operation(self, operation_id: str) -> Optional[Cancelable]:  # noqa: UP045
-        return self._registry.get_operation_sync(operation_id)
+        return cast("Cancelable | None", self._registry.get_operation_sync(operation_id))
 
     def list_operations(
         self,

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._cancelable import Cancelable, current_operation
+from ._checks import check_async_function, check_awaitable, check_instance, check_not_empty, check_signal
 from ._token import CancelationToken
 
 __all__ = (
@@ -38,11 +39,6 @@ T = TypeVar("T")
 Decorator = Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]
 
 
-def _check_async(func: object, decorator: str) -> None:
-    if not inspect.iscoroutinefunction(func):
-        raise TypeError(f"@{decorator} decorates async functions (async def), got {func!r}")
-
-
 def _hide_parameter(wrapper: Callable[..., Any], sig: inspect.Signature, name: str) -> None:
     """Make ``inspect.signature(wrapper)`` show ``sig`` without the injected ``name``."""
     wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
@@ -57,7 +53,7 @@ def _run_with(
     decorator: str,
 ) -> Callable[..., Awaitable[R]]:
     """Wrap ``func`` so each call runs inside ``make(func)`` (entered), injecting it."""
-    _check_async(func, decorator)
+    check_async_function(func, decorator)
     sig = inspect.signature(func)
     inject = inject_param if inject_param and inject_param in sig.parameters else None
 
@@ -108,8 +104,7 @@ def cancelable_with_token(
     inject_param: str | None = "cancelable",
 ) -> Decorator[R]:
     """Each call runs in an operation cancelled by ``token``."""
-    if not isinstance(token, CancelationToken):
-        raise TypeError(f"`token` must be a CancelationToken, got {token!r}")
+    check_instance(token, CancelationToken, "token", "a CancelationToken")
 
     def make(func: Callable[..., Any]) -> Cancelable:
         return Cancelable.with_token(
@@ -127,12 +122,9 @@ def cancelable_with_signal(
     inject_param: str | None = "cancelable",
 ) -> Decorator[R]:
     """Each call runs in an operation cancelled by any of ``signals`` (main thread only)."""
-    from .sources import _signal_hub
-
-    if not signals:
-        raise ValueError("cancelable_with_signal needs at least one signal number, e.g. signal.SIGTERM")
-    for s in signals:
-        _signal_hub.check_signal(s)
+    check_not_empty(signals, "signals", "cancelable_with_signal(signal.SIGTERM)")
+    for sig in signals:
+        check_signal(sig)
 
     def make(func: Callable[..., Any]) -> Cancelable:
         return Cancelable.with_signal(
@@ -175,7 +167,7 @@ def _copy_template(template: Cancelable) -> Cancelable:
     op._token = template._token if not template._own_token else None
     op._tokens = template._tokens
     if template._sources:
-        op._sources = [s._fresh() for s in template._sources]
+        op._sources = tuple(s._fresh() for s in template._sources)
     return op
 
 
@@ -189,11 +181,12 @@ def cancelable_combine(
     """Each call runs in one operation cancelled by the first source of any of
     ``cancelables`` (used as templates: they are never entered themselves; every
     timeout, token, signal and condition they carry applies, fresh per call)."""
-    if not cancelables:
-        raise ValueError("cancelable_combine needs at least one Cancelable, e.g. Cancelable.with_timeout(30)")
+    check_not_empty(
+        cancelables, "cancelables", "cancelable_combine(Cancelable.with_timeout(30))",
+        lead="At least one cancelable must be provided",
+    )
     for i, c in enumerate(cancelables):
-        if not isinstance(c, Cancelable):
-            raise TypeError(f"cancelable_combine takes Cancelable templates, got {c!r} at position {i}")
+        check_instance(c, Cancelable, f"cancelables[{i}]", "a Cancelable (used as a template)")
 
     def make(func: Callable[..., Any]) -> Cancelable:
         parts = [_copy_template(c) for c in cancelables]
@@ -224,8 +217,7 @@ def with_timeout(
     Cancelable.with_timeout(timeout)  # validate now
     if coro is None:
         return cancelable(timeout, operation_id=operation_id, name=name, inject_param=None)
-    if not inspect.isawaitable(coro):
-        raise TypeError(f"`coro` must be an awaitable (e.g. fetch(), not fetch), got {coro!r}")
+    check_awaitable(coro, "coro")
 
     async def run() -> T:
         async with Cancelable.with_timeout(timeout, operation_id=operation_id, name=name):
@@ -240,11 +232,10 @@ def with_cancelable(cancel: Cancelable, inject: bool = False, inject_param: str 
 
     The operation is not entered here: call the function inside ``async with cancel:``.
     """
-    if not isinstance(cancel, Cancelable):
-        raise TypeError(f"`cancel` must be a Cancelable, got {cancel!r}")
+    check_instance(cancel, Cancelable, "cancel", "a Cancelable")
 
     def decorator(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        _check_async(func, "with_cancelable")
+        check_async_function(func, "with_cancelable")
         sig = inspect.signature(func)
         name = inject_param if inject and inject_param in sig.parameters else None
 
@@ -265,7 +256,7 @@ def with_current_operation() -> Decorator[R]:
     """Inject ``current_operation()`` (possibly None) as the ``operation`` parameter."""
 
     def decorator(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        _check_async(func, "with_current_operation")
+        check_async_function(func, "with_current_operation")
         sig = inspect.signature(func)
         has = "operation" in sig.parameters
 
@@ -287,7 +278,7 @@ def ensure_cancelable(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaita
 
     A ``cancelable`` parameter, if present, receives that operation.
     """
-    _check_async(func, "ensure_cancelable")
+    check_async_function(func, "ensure_cancelable")
     sig = inspect.signature(func)
     inject = "cancelable" if "cancelable" in sig.parameters else None
 

@@ -18,12 +18,9 @@ base class.  The constructors match the ``hother-cancelable`` package.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._models import CancelationReason, CancelEvent, OperationContext
-
-if TYPE_CHECKING:
-    from ._cancelable import Cancelable
 
 __all__ = (
     "CancelationError",
@@ -35,6 +32,13 @@ __all__ = (
 )
 
 
+class HasRecord(Protocol):
+    """Anything with an operation record (an operation); errors resolve ``context`` from it."""
+
+    @property
+    def context(self) -> OperationContext: ...
+
+
 class CancelationError(Exception):
     """Base class: an operation was cancelled.
 
@@ -42,7 +46,7 @@ class CancelationError(Exception):
     ``context`` (the :class:`OperationContext` of the cancelled operation, or ``None``).
     """
 
-    _op: Cancelable | None = None
+    _op: HasRecord | None = None
 
     def __init__(
         self,
@@ -170,7 +174,7 @@ _BUILDERS = {
 }
 
 
-def error_for(event: CancelEvent, op: Cancelable | None = None) -> CancelationError:
+def error_for(event: CancelEvent, op: HasRecord | None = None) -> CancelationError:
     """Build the typed error for ``event``; its ``context`` resolves lazily from ``op``."""
     err = _BUILDERS[event.reason](event)
     err._op = op

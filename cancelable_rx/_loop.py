@@ -1,10 +1,14 @@
 """The only code that reaches an event loop from another thread.
 
-An operation captures a :class:`LoopHandle` when it is entered.  From any thread (or a
-signal handler) :meth:`LoopHandle.run_soon` schedules a plain callback on that loop:
-``loop.call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio.  The
-scheduled callback never raises into the loop: failures are logged.  Scheduling onto a
-loop that has already stopped is a silent no-op (the operation it served is over).
+An operation captures a `LoopHandle` when it is entered.  From any thread (or a signal
+handler) `LoopHandle.run_soon` schedules a plain callback on that loop:
+``loop.call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio.
+`LoopHandle.call` runs the callback at once when called on the loop's own thread and
+hops otherwise: every "run here or hop" of the package goes through it.  Callbacks run by
+a hop never raise into the loop (failures are logged).  Scheduling onto a loop that has
+stopped is a silent no-op: the work it served is over.
+
+Nothing here imports trio unless trio is the running backend.
 """
 
 from __future__ import annotations
@@ -16,76 +20,75 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 __all__ = ("LoopHandle", "capture")
 
 logger = logging.getLogger("cancelable_rx")
 _get_ident = threading.get_ident
-_get_running_loop = asyncio._get_running_loop  # C-level, no exception when absent
+_get_running_loop = asyncio._get_running_loop  # C-level, no exception when no loop runs
 _background: set[asyncio.Task[Any]] = set()
+_NO_LOOP = "cancelable_rx needs a running asyncio or trio event loop in this thread"
 
 
-def _scope_classes() -> tuple[Any, Any]:
-    """The backends' CancelScope classes, to skip anyio's per-call backend lookup.
+def _backend_scope_class() -> Any:
+    """The running backend's concrete cancel-scope class.
 
-    ``anyio.CancelScope()`` resolves the backend through sniffio on every call (about
-    half the cost of a bare scope).  We resolve it once per loop instead.  This reaches
-    into ``anyio._backends``: if that layout changes, fall back to ``anyio.CancelScope``.
+    ``anyio.CancelScope(...)`` looks the backend up (through sniffio) on every call,
+    about half the cost of a bare scope.  The concrete class of one scope built through
+    the public API can be called directly (anyio's backend classes override ``__new__``
+    to skip that lookup; true for anyio 4.x).  If a future anyio stops allowing it, the
+    public class is used: correct, only slower.  Called on the loop thread, once per loop.
     """
-    import anyio
-
-    asyncio_scope: Any = anyio.CancelScope
-    trio_scope: Any = anyio.CancelScope
+    cls: Any = type(anyio.CancelScope())
     try:
-        from anyio._backends import _asyncio
-
-        asyncio_scope = _asyncio.CancelScope
-    except Exception:  # pragma: no cover - depends on anyio's private layout
-        pass
-    try:
-        from anyio._backends import _trio
-
-        trio_scope = _trio.CancelScope
-    except Exception:  # pragma: no cover - trio not installed or layout changed
-        pass
-    return asyncio_scope, trio_scope
+        with cls(deadline=0.0):
+            pass
+    except Exception:  # pragma: no cover - depends on anyio's class layout
+        return anyio.CancelScope
+    return cls
 
 
 class LoopHandle:
     """A thread-safe handle on one running event loop.
 
-    ``now()`` is the loop clock (anyio's ``current_time``), ``scope_cls`` builds anyio
-    cancel scopes for this backend.  Both are for the loop thread only.
+    ``now()`` is the loop clock (what anyio's ``current_time()`` returns) and
+    ``scope_cls(deadline=..., shield=...)`` builds anyio cancel scopes for this backend;
+    both are for the loop thread only.  Everything else may be called from any thread.
     """
 
-    __slots__ = ("_schedule", "is_trio", "thread_id", "_token", "now", "scope_cls")
+    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls")
 
-    def __init__(self, schedule: Callable[..., Any], thread_id: int, is_trio: bool, token: Any) -> None:
+    def __init__(self, schedule: Callable[..., Any], now: Callable[[], float], is_trio: bool) -> None:
         self._schedule = schedule
-        self.thread_id = thread_id
+        self.thread_id = _get_ident()
         self.is_trio = is_trio
-        self._token = token
-        asyncio_scope, trio_scope = _scope_classes()
-        if is_trio:
-            import trio
-
-            self.now: Callable[[], float] = trio.current_time
-            self.scope_cls: Any = trio_scope
-        else:
-            self.now = token.time
-            self.scope_cls = asyncio_scope
+        self.now = now
+        self.scope_cls: Any = _backend_scope_class()
 
     def in_loop_thread(self) -> bool:
         """True when called on the loop's own thread."""
         return _get_ident() == self.thread_id
 
     def run_soon(self, fn: Callable[[], object]) -> None:
-        """Run ``fn()`` on the loop soon.  Thread-safe and safe in signal handlers."""
+        """Run ``fn()`` on the loop soon.  Thread-safe and safe in signal handlers; never raises."""
         try:
             self._schedule(_guarded, fn)
         except RuntimeError:
             # asyncio: "Event loop is closed"; trio: RunFinishedError (a RuntimeError).
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("loop already closed; dropped callback %r", fn)
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn()`` now if called on the loop thread, else hop to the loop (`run_soon`).
+
+        On the loop thread an exception of ``fn`` propagates to the caller; after a hop it
+        is logged.
+        """
+        if _get_ident() == self.thread_id:
+            fn()
+        else:
+            self.run_soon(fn)
 
     def spawn(self, fn: Callable[[], Awaitable[object]]) -> None:
         """Start ``await fn()`` as a background task on the loop, from any thread.
@@ -111,9 +114,7 @@ async def _run_logged(fn: Callable[[], Awaitable[object]]) -> None:
 
 def _start_task(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None:
     if handle.is_trio:
-        import trio
-
-        trio.lowlevel.spawn_system_task(_run_logged, fn)
+        sys.modules["trio"].lowlevel.spawn_system_task(_run_logged, fn)
     else:
         task = asyncio.ensure_future(_run_logged(fn))
         _background.add(task)  # keep a strong reference until it finishes
@@ -128,20 +129,21 @@ def capture() -> LoopHandle:
     global _last
     key: Any = _get_running_loop()
     if key is None:
-        trio = sys.modules.get("trio")
+        trio = sys.modules.get("trio")  # trio runs only if it was imported: never import it here
         if trio is None:
-            raise RuntimeError("cancelable_rx needs a running asyncio or trio event loop in this thread")
+            raise RuntimeError(_NO_LOOP)
         try:
             key = trio.lowlevel.current_trio_token()
         except RuntimeError:
-            raise RuntimeError("cancelable_rx needs a running asyncio or trio event loop in this thread") from None
-    last_key, handle = _last
-    if last_key is key and handle is not None:
-        return handle
-    if hasattr(key, "run_sync_soon"):
-        handle = LoopHandle(key.run_sync_soon, _get_ident(), True, key)
+            raise RuntimeError(_NO_LOOP) from None
+        last_key, handle = _last
+        if last_key is key and handle is not None:
+            return handle
+        handle = LoopHandle(key.run_sync_soon, trio.current_time, True)
     else:
-        handle = LoopHandle(key.call_soon_threadsafe, _get_ident(), False, key)
+        last_key, handle = _last
+        if last_key is key and handle is not None:
+            return handle
+        handle = LoopHandle(key.call_soon_threadsafe, key.time, False)
     _last = (key, handle)
     return handle
-

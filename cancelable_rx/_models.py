@@ -30,7 +30,7 @@ __all__ = (
 logger = logging.getLogger("cancelable_rx")
 
 
-class OperationStatus(str, Enum):
+class OperationStatus(str, Enum):  # noqa: UP042 - str() of members as in hother-cancelable
     """Lifecycle status of an operation.
 
     Every cancellation, whatever its reason, ends in ``CANCELLED``; the reason is in
@@ -47,7 +47,7 @@ class OperationStatus(str, Enum):
     SHIELDED = "shielded"
 
 
-class CancelationReason(str, Enum):
+class CancelationReason(str, Enum):  # noqa: UP042 - str() of members as in hother-cancelable
     """Why an operation was cancelled."""
 
     TIMEOUT = "timeout"
@@ -58,7 +58,7 @@ class CancelationReason(str, Enum):
     ERROR = "error"
 
 
-_TERMINAL = frozenset(
+TERMINAL_STATUSES = frozenset(
     {
         OperationStatus.COMPLETED,
         OperationStatus.CANCELLED,
@@ -68,18 +68,19 @@ _TERMINAL = frozenset(
 )
 
 
-def _id_head() -> str:
-    r = uuid.uuid4().hex  # 122 random bits; 74 of them name this process run
-    return f"{r[:8]}-{r[8:12]}-4{r[13:16]}-{'89ab'[int(r[16], 16) & 3]}{r[17:20]}-"
+def _id_parts() -> tuple[int, str]:
+    r = uuid.uuid4().hex  # 122 random bits: a salt for the leading characters, and a middle
+    return int(r[:8], 16), f"-{r[8:12]}-4{r[13:16]}-{'89ab'[int(r[16], 16) & 3]}{r[17:20]}-"
 
 
-_head = _id_head()
-_counter = itertools.count()
+_salt, _middle = _id_parts()
+_counter = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
 
 
 def _reseed_after_fork() -> None:
-    global _head, _counter
-    _head, _counter = _id_head(), itertools.count()
+    global _salt, _middle, _counter
+    _salt, _middle = _id_parts()
+    _counter = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
 
 
 if hasattr(os, "register_at_fork"):
@@ -87,13 +88,16 @@ if hasattr(os, "register_at_fork"):
 
 
 def new_id() -> str:
-    """A fresh operation or token id.
+    """A fresh operation or token id: UUID4-formatted (version and variant bits set).
 
-    UUID4-formatted (version and variant bits set) and unique: a random per-process
-    prefix (reseeded in forked children) and a 48-bit counter.  About 15x cheaper than
-    ``str(uuid.uuid4())``; ids are identifiers, not secrets.
+    Unique within a process (the last 12 hex digits are a counter) and across processes
+    and forks (the middle is random per process, reseeded in forked children).  The first
+    8 characters are the counter scrambled by a random per-process bijection, so ids made
+    one after the other differ in their leading characters (dashboards show ``id[:8]``).
+    About 3x cheaper than ``str(uuid.uuid4())``; ids are identifiers, not secrets.
     """
-    return _head + format(next(_counter), "012x")
+    n = next(_counter)
+    return "%08x%s%012x" % (((n * 0x9E3779B1) ^ _salt) & 0xFFFFFFFF, _middle, n & 0xFFFFFFFFFFFF)  # noqa: UP031 - the fastest formatting here
 
 
 def build_context(**fields: Any) -> OperationContext:
@@ -149,7 +153,7 @@ class OperationContext(BaseModel):
     @property
     def is_terminal(self) -> bool:
         """True once the operation has completed, been cancelled or failed."""
-        return self.status in _TERMINAL
+        return self.status in TERMINAL_STATUSES
 
     @property
     def is_success(self) -> bool:
@@ -178,7 +182,7 @@ class OperationContext(BaseModel):
         """Set ``status``; a terminal status also stamps ``end_time``. Logs at DEBUG."""
         old = self.status
         self.status = status
-        if status in _TERMINAL and self.end_time is None:
+        if status in TERMINAL_STATUSES and self.end_time is None:
             self.end_time = datetime.now(UTC)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(

@@ -4,26 +4,27 @@
   cancel-scope deadline (no timer, no task).
 * ``triggers``: the top-level sources to listen to and arm (a timeout armed at the top
   level starts nothing: it is only listened to, so ``fire()`` on it still works).
-* ``needs_tasks``: whether a task group must be opened (conditions, all-of timers).
+* ``needs_background``: whether arming starts background work (conditions, all-of timers),
+  so the operation must open a task group.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .sources.base import CancelationSource
-from .sources.composite import AnyOfSource
+from .sources.base import AnyOfSource, CancelationSource
 from .sources.timeout import TimeoutSource
 
-__all__ = ("Plan", "compile_plan")
+__all__ = ("EMPTY", "Plan", "compile_plan")
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     timeout: TimeoutSource | None
     triggers: tuple[CancelationSource, ...]
-    needs_tasks: bool
+    needs_background: bool
 
 
 EMPTY = Plan(None, (), False)
@@ -33,18 +34,14 @@ def _deadline_timeouts(source: CancelationSource) -> list[TimeoutSource]:
     if isinstance(source, TimeoutSource):
         return [source] if math.isfinite(source.timeout_seconds) else []
     if isinstance(source, AnyOfSource):
-        return [t for child in source.sources for t in _deadline_timeouts(child)]
+        return [t for part in source.sources for t in _deadline_timeouts(part)]
     return []
 
 
-def compile_plan(sources: list[CancelationSource]) -> Plan:
+def compile_plan(sources: Sequence[CancelationSource]) -> Plan:
     if not sources:
         return EMPTY
-    timeouts: list[TimeoutSource] = []
-    triggers: list[CancelationSource] = []
-    for s in sources:
-        timeouts.extend(_deadline_timeouts(s))
-        triggers.append(s)
+    timeouts = [t for s in sources for t in _deadline_timeouts(s)]
     earliest = min(timeouts, key=lambda t: t.timeout_seconds) if timeouts else None
-    needs_tasks = any(t._needs_tasks(True) for t in triggers)
-    return Plan(earliest, tuple(triggers), needs_tasks)
+    triggers = tuple(sources)
+    return Plan(earliest, triggers, any(s._needs_background(True) for s in triggers))

@@ -2,7 +2,7 @@
 
 State is guarded by one ``threading.Lock``: the async methods and their ``*_sync``
 twins read and write the same structures, so every method is safe from any thread and
-no bridge needs starting.  Lifecycle changes are emitted on :attr:`OperationRegistry.events`
+no bridge needs starting.  Lifecycle changes are emitted on `OperationRegistry.events`
 (a hot observable); statistics and history are derived from the same transitions.
 """
 
@@ -14,22 +14,73 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
-from ._models import CancelationReason, OperationContext, OperationStatus
+from ._checks import (
+    check_aware_datetime,
+    check_instance,
+    check_non_negative_int,
+    check_optional_str,
+    check_reason,
+    check_status,
+    check_str,
+    fail_type,
+    fail_value,
+)
+from ._models import TERMINAL_STATUSES, CancelationReason, OperationContext, OperationStatus
 from ._rx import HubObservable
 
-if TYPE_CHECKING:
-    from ._cancelable import Cancelable
-
-__all__ = ("DEFAULT_MAX_HISTORY", "LifecycleEvent", "LifecycleKind", "OperationRegistry")
+__all__ = ("DEFAULT_MAX_HISTORY", "LifecycleEvent", "LifecycleKind", "OperationRegistry", "Registrable")
 
 logger = logging.getLogger("cancelable_rx")
 DEFAULT_MAX_HISTORY = 1000
-_TERMINAL = (OperationStatus.COMPLETED, OperationStatus.CANCELLED, OperationStatus.FAILED, OperationStatus.TIMEOUT)
 
 
-class LifecycleKind(str, Enum):
+class Registrable(Protocol):
+    """What the registry needs from an operation (a ``Cancelable``).
+
+    The operation calls the registry's ``_on_enter``/``_on_progress``/``_on_exit`` on its
+    loop thread, and holds the registry it belongs to in ``_registry``.
+    """
+
+    _registry: OperationRegistry | None
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def status(self) -> OperationStatus: ...
+    @property
+    def context(self) -> OperationContext: ...
+    @property
+    def cancel_reason(self) -> CancelationReason | None: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def duration_seconds(self) -> float | None: ...
+
+    async def cancel(
+        self, reason: CancelationReason = ..., message: str | None = ..., propagate_to_children: bool = ...
+    ) -> None: ...
+
+    def cancel_sync(
+        self, reason: CancelationReason = ..., message: str | None = ..., propagate_to_children: bool = ...
+    ) -> None: ...
+
+
+def _check_operation(operation: object) -> Registrable:
+    cls = type(operation)
+    if not (callable(getattr(cls, "cancel_sync", None)) and hasattr(cls, "context") and hasattr(cls, "id")):
+        fail_type("operation", "a Cancelable", operation, "register the operation itself, e.g. register(op)")
+    return operation  # type: ignore[return-value]
+
+
+def _check_operation_id(operation_id: object) -> str:
+    return check_str(operation_id, "operation_id", "pass the operation's id, e.g. op.id")
+
+
+class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
     """What happened to an operation."""
 
     REGISTERED = "registered"
@@ -46,7 +97,7 @@ class LifecycleEvent:
     """One lifecycle transition of a registered operation.
 
     ``reason`` is set for ``CANCELLED``, ``error`` for ``FAILED``, ``message`` and
-    ``metadata`` for ``PROGRESS``.  ``operation`` is the live :class:`Cancelable`.
+    ``metadata`` for ``PROGRESS``.  ``operation`` is the live `Cancelable`.
     """
 
     kind: LifecycleKind
@@ -61,38 +112,13 @@ class LifecycleEvent:
     operation: Any = field(default=None, repr=False, compare=False)
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"`limit` must be a non-negative int or None, got {limit!r}")
-
-
-def _check_since(since: datetime | None) -> None:
-    if since is None:
-        return
-    if not isinstance(since, datetime):
-        raise TypeError(f"`since` must be a datetime or None, got {since!r}")
-    if since.tzinfo is None or since.utcoffset() is None:
-        raise ValueError(
-            f"`since` must be timezone-aware (e.g. datetime.now(UTC) - timedelta(minutes=5)), got naive {since!r}"
-        )
-
-
-def _check_pattern(name_pattern: str | None) -> None:
-    if name_pattern is not None and not isinstance(name_pattern, str):
-        raise TypeError(f"`name_pattern` must be a str (substring of the name) or None, got {name_pattern!r}")
-
-
-def _check_status(status: OperationStatus | None) -> None:
-    if status is not None and not isinstance(status, OperationStatus):
-        raise TypeError(f"`status` must be an OperationStatus or None, got {status!r}")
-
-
 class OperationRegistry:
     """Singleton registry of cancelable operations.
 
-    Operations entered with ``register_globally=True`` (or passed to :meth:`register`)
-    are live until they end; then they move to a bounded history (``max_history``,
-    default 1000 entries; oldest dropped first) so a long-running service does not grow.
+    Operations entered with ``register_globally=True`` are live until they end; then they
+    move to a bounded history (``max_history``, default 1000 entries; oldest dropped first)
+    so a long-running service does not grow.  Operations passed to `register` stay listed
+    after they end, until `unregister` or `cleanup_completed` (as in the reference).
 
     Thread-safety: every method, async or ``*_sync``, may be called from any thread.
     Cancelling goes through each operation's own loop (``cancel_sync`` semantics).
@@ -102,11 +128,10 @@ class OperationRegistry:
     _instance_lock = threading.Lock()
 
     def __init__(self, max_history: int = DEFAULT_MAX_HISTORY) -> None:
-        if isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 0:
-            raise ValueError(f"`max_history` must be a non-negative int, got {max_history!r}")
+        check_non_negative_int(max_history, "max_history", "e.g. max_history=1000")
         self._lock = threading.Lock()
-        self._operations: dict[str, Cancelable] = {}
-        self._history: deque[Cancelable] = deque(maxlen=max_history)
+        self._operations: dict[str, Registrable] = {}
+        self._history: deque[Registrable] = deque(maxlen=max_history)
         self._counts: Counter[str] = Counter()
         self.events: HubObservable[LifecycleEvent] = HubObservable()
 
@@ -127,19 +152,18 @@ class OperationRegistry:
 
     @max_history.setter
     def max_history(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`max_history` must be a non-negative int, got {value!r}")
+        check_non_negative_int(value, "max_history", "e.g. registry.max_history = 1000")
         with self._lock:
             self._history = deque(self._history, maxlen=value)
 
     # -- events ------------------------------------------------------------------------
 
-    def _emit(self, kind: LifecycleKind, op: Cancelable, **extra: Any) -> None:
+    def _emit(self, kind: LifecycleKind, op: Registrable, **extra: Any) -> None:
         self.events.emit(
             LifecycleEvent(kind, op.id, op.name, op.status, datetime.now(UTC), operation=op, **extra)
         )
 
-    def _add(self, op: Cancelable) -> bool:
+    def _add(self, op: Registrable) -> bool:
         op_id = op.id
         with self._lock:
             if op_id in self._operations:
@@ -149,29 +173,32 @@ class OperationRegistry:
         op._registry = self
         return True
 
-    # -- hooks called by Cancelable (on its loop thread) ------------------------------
+    # -- hooks called by the operation (on its loop thread) ------------------------------
 
-    def _on_enter(self, op: Cancelable) -> None:
+    def _on_enter(self, op: Registrable) -> None:
         added = self._add(op)
-        if self.events._hub._listeners:
+        if self.events.has_subscribers:
             if added:
                 self._emit(LifecycleKind.REGISTERED, op)
             self._emit(LifecycleKind.STARTED, op)
 
-    def _on_progress(self, op: Cancelable, message: Any, metadata: dict[str, Any] | None) -> None:
-        if self.events._hub._listeners:
+    def _on_progress(self, op: Registrable, message: Any, metadata: dict[str, Any] | None) -> None:
+        if self.events.has_subscribers:
             self._emit(LifecycleKind.PROGRESS, op, message=message, metadata=metadata)
 
-    def _on_exit(self, op: Cancelable) -> None:
+    def _on_exit(self, op: Registrable, leave: bool) -> None:
+        """``op`` ended; with ``leave`` (``register_globally``) it moves to history now, else
+        (registered with `register`) it stays listed until `unregister` or `cleanup_completed`,
+        as in the reference package."""
         status = op.status
         with self._lock:
             self._counts[status.value] += 1
             if status is OperationStatus.CANCELLED and op.cancel_reason is not None:
                 self._counts["reason:" + op.cancel_reason.value] += 1
-            removed = self._operations.pop(op.id, None) is not None
+            removed = leave and self._operations.pop(op.id, None) is not None
             if removed:
                 self._history.append(op)
-        if self.events._hub._listeners:
+        if self.events.has_subscribers:
             if status is OperationStatus.COMPLETED:
                 self._emit(LifecycleKind.COMPLETED, op)
             elif status is OperationStatus.CANCELLED:
@@ -194,13 +221,12 @@ class OperationRegistry:
 
     # -- reference API: async -------------------------------------------------------
 
-    async def register(self, operation: Cancelable) -> None:
+    async def register(self, operation: Registrable) -> None:
         """Register ``operation``.  It leaves the live set for history when it ends."""
-        from ._cancelable import Cancelable
-
-        if not isinstance(operation, Cancelable):
-            raise TypeError(f"`operation` must be a Cancelable, got {operation!r}")
-        if self._add(operation) and self.events._hub._listeners:
+        _check_operation(operation)
+        if operation.status in TERMINAL_STATUSES:
+            fail_value("operation", "an operation that has not ended", operation, "register it before or while it runs")
+        if self._add(operation) and self.events.has_subscribers:
             self._emit(LifecycleKind.REGISTERED, operation)
 
     async def unregister(self, operation_id: str) -> None:
@@ -212,10 +238,10 @@ class OperationRegistry:
             op = self._operations.pop(operation_id, None)
             if op is not None:
                 self._history.append(op)
-        if op is not None and self.events._hub._listeners:
+        if op is not None and self.events.has_subscribers:
             self._emit(LifecycleKind.UNREGISTERED, op)
 
-    async def get_operation(self, operation_id: str) -> Optional[Cancelable]:  # noqa: UP045 - reference spelling
+    async def get_operation(self, operation_id: str) -> Optional[Registrable]:  # noqa: UP045 - reference spelling
         """The live operation with this id, or None."""
         return self.get_operation_sync(operation_id)
 
@@ -235,6 +261,7 @@ class OperationRegistry:
         message: str | None = None,
     ) -> bool:
         """Cancel a live operation.  True if found, False for an unknown id."""
+        reason = check_reason(reason)
         op = self.get_operation_sync(operation_id)
         if op is None:
             return False
@@ -268,15 +295,15 @@ class OperationRegistry:
         ``older_than`` keeps those that ended more recently; ``keep_failed`` keeps failed
         ones live for inspection.
         """
-        if older_than is not None and not isinstance(older_than, timedelta):
-            raise TypeError(f"`older_than` must be a timedelta or None, got {older_than!r}")
+        if older_than is not None:
+            check_instance(older_than, timedelta, "older_than", "a timedelta or None", "e.g. timedelta(minutes=5)")
         cutoff = datetime.now(UTC) - older_than if older_than is not None else None
         with self._lock:
             ops = list(self._operations.values())
         moved = 0
         for op in ops:
             st = op.status
-            if st not in _TERMINAL or (keep_failed and st is OperationStatus.FAILED):
+            if st not in TERMINAL_STATUSES or (keep_failed and st is OperationStatus.FAILED):
                 continue
             end = op.context.end_time
             if cutoff is not None and end is not None and end > cutoff:
@@ -286,7 +313,7 @@ class OperationRegistry:
         return moved
 
     async def get_statistics(self) -> dict[str, Any]:
-        """Counts of live and ended operations (see :meth:`get_statistics_sync`)."""
+        """Counts of live and ended operations (see `get_statistics_sync`)."""
         return self.get_statistics_sync()
 
     async def clear_all(self) -> None:
@@ -300,8 +327,9 @@ class OperationRegistry:
 
     # -- reference API: sync, any thread ------------------------------------------------
 
-    def get_operation_sync(self, operation_id: str) -> Optional[Cancelable]:  # noqa: UP045
-        """Thread-safe :meth:`get_operation`."""
+    def get_operation_sync(self, operation_id: str) -> Optional[Registrable]:  # noqa: UP045
+        """Thread-safe `get_operation`."""
+        _check_operation_id(operation_id)
         with self._lock:
             return self._operations.get(operation_id)
 
@@ -310,15 +338,16 @@ class OperationRegistry:
         status: OperationStatus | None = None,
         parent_id: str | None = None,
         name_pattern: str | None = None,
-    ) -> list[Cancelable]:
-        _check_status(status)
-        _check_pattern(name_pattern)
+    ) -> list[Registrable]:
+        check_status(status)
+        check_optional_str(parent_id, "parent_id", "pass an operation id, e.g. parent.id")
+        check_optional_str(name_pattern, "name_pattern", "a substring of the operation names")
         with self._lock:
             ops = list(self._operations.values())
         if status is not None:
             ops = [op for op in ops if op.status is status]
         if parent_id is not None:
-            ops = [op for op in ops if op.parent is not None and op.parent.id == parent_id]
+            ops = [op for op in ops if op.parent_id == parent_id]
         if name_pattern is not None:
             ops = [op for op in ops if op.name is not None and name_pattern in op.name]
         return ops
@@ -329,7 +358,7 @@ class OperationRegistry:
         parent_id: str | None = None,
         name_pattern: str | None = None,
     ) -> list[OperationContext]:
-        """Thread-safe :meth:`list_operations`."""
+        """Thread-safe `list_operations`."""
         return [op.context for op in self._matching(status, parent_id, name_pattern)]
 
     def get_history_sync(
@@ -338,10 +367,11 @@ class OperationRegistry:
         status: OperationStatus | None = None,
         since: datetime | None = None,
     ) -> list[OperationContext]:
-        """Thread-safe :meth:`get_history`."""
-        _check_limit(limit)
-        _check_status(status)
-        _check_since(since)
+        """Thread-safe `get_history`."""
+        if limit is not None:
+            check_non_negative_int(limit, "limit", "or None for all")
+        check_status(status)
+        check_aware_datetime(since, "since")
         with self._lock:
             ops = list(self._history)
         contexts = [op.context for op in ops]
@@ -382,6 +412,7 @@ class OperationRegistry:
         message: str | None = None,
     ) -> None:
         """Cancel from any thread; returns at once (the operation hops to its loop)."""
+        reason = check_reason(reason)
         op = self.get_operation_sync(operation_id)
         if op is not None:
             op.cancel_sync(reason, message)
@@ -397,7 +428,6 @@ class OperationRegistry:
             op.cancel_sync(reason, message)
 
 
-def _duration(op: Cancelable) -> float | None:
-    start, end = op._start_ts, op._end_ts
-    return end - start if start is not None and end is not None else None
+def _duration(op: Registrable) -> float | None:
+    return op.duration_seconds
 

@@ -1,7 +1,7 @@
-"""Small reactive primitives with a direct subscribe path.
+"""Small reactive primitives with a direct subscribe path, and observable <-> async bridges.
 
 Stock reactivex operators and ``Observable.subscribe()`` cost several microseconds; the
-library's own enter/exit path uses :class:`Hub` listeners instead (a locked dict of
+library's own enter/exit path uses `Hub` listeners instead (a locked dict of
 callables).  Every class here is still a real ``reactivex.Observable``: users can
 ``subscribe`` and ``pipe`` them with stock operators.
 
@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterable, Callable
 from typing import Any, Generic, TypeVar
 
+import anyio
 import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
 
-__all__ = ("FireOnce", "Hub", "HubObservable")
+from ._checks import check_instance, check_positive_int
+from ._loop import capture
+
+__all__ = ("FireOnce", "Hub", "HubObservable", "ObservableIterator", "observe", "to_observable")
 
 logger = logging.getLogger("cancelable_rx")
 T = TypeVar("T")
@@ -73,20 +78,17 @@ def call_all(listeners: tuple[Listener, ...], value: object) -> None:
 
 
 class HubObservable(reactivex.Observable[T], Generic[T]):
-    """A hot, multicast observable backed by a :class:`Hub` (a minimal Subject).
+    """A hot, multicast observable backed by a `Hub` (a minimal Subject).
 
     ``emit`` with no subscriber costs one attribute write, one read and one truth test.
     ``latest`` holds the last value emitted (a UI can sample it at its own pace), and
-    :meth:`aiter` gives a bounded async-iterator view for ``async for`` consumers.
+    `aiter` gives a bounded async-iterator view for ``async for`` consumers.
     """
 
-    def aiter(self, maxsize: int = 128) -> Any:
+    def aiter(self, maxsize: int = 128) -> ObservableIterator[T]:
         """An async iterator over future values, buffering at most ``maxsize`` (the
-        oldest are dropped when a slow consumer falls behind).  See
-        :func:`cancelable_rx.streaming.observe`."""
-        from .streaming.bridges import observe
-
-        return observe(self, maxsize=maxsize)
+        oldest are dropped when a slow consumer falls behind).  See `observe`."""
+        return ObservableIterator(self, maxsize)
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,7 +96,7 @@ class HubObservable(reactivex.Observable[T], Generic[T]):
         self.latest: T | None = None
 
     def emit(self, value: T) -> None:
-        """Send ``value`` to every subscriber; it also becomes :attr:`latest`."""
+        """Send ``value`` to every subscriber; it also becomes `latest`."""
         self.latest = value
         if self._hub._listeners:
             self._hub.emit(value)
@@ -163,3 +165,138 @@ class FireOnce(reactivex.Observable[T], Generic[T]):
 
         self._listen(deliver)
         return Disposable(lambda: self._unlisten(deliver))
+
+
+class ObservableIterator(Generic[T]):
+    """An async-iterator view of an observable, with a bounded buffer.
+
+    The subscription is made at construction (no value emitted after that is missed)
+    and disposed when iteration ends, on ``aclose()`` or when leaving ``async with``.
+    When the consumer falls behind, the oldest buffered values are dropped (counted
+    in `dropped`), so a slow consumer never blocks the producer or grows memory.
+    Errors of the observable are raised to the consumer; completion ends iteration.
+    Thread-safety: the observable may emit on any thread.
+    """
+
+    def __init__(self, observable: reactivex.Observable[T], maxsize: int = 128) -> None:
+        check_instance(observable, reactivex.Observable, "observable", "a reactivex Observable")
+        check_positive_int(maxsize, "maxsize", "e.g. maxsize=128")
+        self._handle = capture()
+        self._lock = threading.Lock()
+        self._buffer: deque[T] = deque(maxlen=maxsize)
+        self._error: BaseException | None = None
+        self._done = False
+        self._waiter: anyio.Event | None = None
+        self.dropped = 0
+        self._subscription: abc.DisposableBase | None = observable.subscribe(
+            on_next=self._on_next, on_error=self._on_error, on_completed=self._on_completed
+        )
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._handle.call(waiter.set)
+
+    def _on_next(self, value: T) -> None:
+        with self._lock:
+            if len(self._buffer) == self._buffer.maxlen:
+                self.dropped += 1
+            self._buffer.append(value)
+        self._wake()
+
+    def _on_error(self, error: Exception) -> None:
+        self._error = error
+        self._wake()
+
+    def _on_completed(self) -> None:
+        self._done = True
+        self._wake()
+
+    def __aiter__(self) -> ObservableIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            with self._lock:
+                if self._buffer:
+                    return self._buffer.popleft()
+            if self._error is not None:
+                self._dispose()
+                raise self._error
+            if self._done or self._subscription is None:
+                self._dispose()
+                raise StopAsyncIteration
+            self._waiter = anyio.Event()
+            with self._lock:
+                ready = bool(self._buffer)
+            if not ready and self._error is None and not self._done:
+                await self._waiter.wait()
+            self._waiter = None
+
+    def _dispose(self) -> None:
+        sub, self._subscription = self._subscription, None
+        if sub is not None:
+            sub.dispose()
+
+    async def aclose(self) -> None:
+        """Unsubscribe and end iteration (values still buffered are discarded)."""
+        self._dispose()
+        with self._lock:
+            self._buffer.clear()
+        self._done = True
+
+    async def __aenter__(self) -> ObservableIterator[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._dispose()
+
+
+def observe(observable: reactivex.Observable[T], maxsize: int = 128) -> ObservableIterator[T]:
+    """``async for value in observe(obs, maxsize=...)`` (call from async code)."""
+    return ObservableIterator(observable, maxsize)
+
+
+def to_observable(source: AsyncIterable[T]) -> reactivex.Observable[T]:
+    """An observable view of an async iterable (a stream, a generator...).
+
+    Each subscription (made on the event loop thread) iterates the source in a
+    background task of that loop and emits its items, then completes (or errors).
+    Disposing the subscription cancels the iteration, from any thread.
+    """
+    if not hasattr(source, "__aiter__"):
+        check_instance(source, AsyncIterable, "source", "an async iterable (a stream, an async generator...)")
+
+    def subscribe(observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        try:
+            handle = capture()
+        except RuntimeError:
+            raise RuntimeError("to_observable(...).subscribe() must be called from the event loop thread") from None
+        state: dict[str, Any] = {"scope": None, "disposed": False}
+
+        async def pump() -> None:
+            with anyio.CancelScope() as scope:
+                state["scope"] = scope
+                if state["disposed"]:
+                    return
+                try:
+                    async for item in source:
+                        observer.on_next(item)
+                except Exception as err:  # delivered to the observer
+                    observer.on_error(err)
+                    return
+                observer.on_completed()
+
+        def cancel() -> None:
+            scope = state["scope"]
+            if scope is not None:
+                scope.cancel()
+
+        def dispose() -> None:
+            state["disposed"] = True
+            handle.call(cancel)
+
+        handle.spawn(pump)
+        return Disposable(dispose)
+
+    return reactivex.create(subscribe)

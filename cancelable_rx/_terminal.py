@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from ._cancelable import Cancelable
+from ._checks import check_instance, check_positive_int
 from ._models import ProgressEvent
-
-if TYPE_CHECKING:
-    from ._cancelable import Cancelable
 
 __all__ = ("TerminalProgress", "terminal_progress")
 
@@ -51,19 +50,16 @@ class TerminalProgress:
 
     def __init__(self, op: Cancelable, total: int | None = None, desc: str | None = None,
                  file: TextIO | None = None, use_tqdm: bool | None = None) -> None:
-        from ._cancelable import Cancelable
-
-        if not isinstance(op, Cancelable):
-            raise TypeError(f"`op` must be a Cancelable, got {op!r}")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total <= 0):
-            raise ValueError(f"`total` must be an int > 0 or None, got {total!r}")
+        check_instance(op, Cancelable, "op", "a Cancelable")
+        if total is not None:
+            check_positive_int(total, "total", "or None when the total is unknown")
         self.op = op
         out = file if file is not None else sys.stderr
         label = desc or op.name or "operation"
         self._bar: Any
         if use_tqdm is not False:
             try:
-                from tqdm import tqdm
+                from tqdm import tqdm  # noqa: PLC0415 - tqdm is optional (the progress extra)
             except ImportError:
                 if use_tqdm:
                     raise

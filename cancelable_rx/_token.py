@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._checks import check_callable, check_instance, check_message, check_reason, fail_value
 from ._exceptions import error_for
 from ._loop import LoopHandle, capture
 from ._models import CancelationReason, CancelEvent, new_id
@@ -27,21 +28,6 @@ __all__ = ("CancelationToken", "LinkedCancelationToken")
 
 logger = logging.getLogger("cancelable_rx")
 TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
-
-
-def check_reason(reason: object) -> CancelationReason:
-    """Validate a ``reason`` argument; a clear TypeError names a misplaced message."""
-    if isinstance(reason, CancelationReason):
-        return reason
-    if isinstance(reason, str):
-        try:
-            return CancelationReason(reason)
-        except ValueError:
-            pass
-    raise TypeError(
-        f"`reason` must be a CancelationReason (e.g. CancelationReason.MANUAL), got {reason!r}; "
-        "pass free text as message=..."
-    )
 
 
 class CancelationToken(BaseModel):
@@ -138,7 +124,7 @@ class CancelationToken(BaseModel):
         Listening operations are cancelled before this returns; callbacks registered from
         this loop are awaited in registration order (their errors are logged).
         """
-        callbacks = self._set(check_reason(reason), message)
+        callbacks = self._set(check_reason(reason), check_message(message))
         if callbacks is None:
             return False
         for cb, handle in tuple(callbacks):
@@ -155,7 +141,7 @@ class CancelationToken(BaseModel):
         their own loops (no bridge needs starting); registered callbacks are started as
         tasks on the loops that registered them.
         """
-        callbacks = self._set(check_reason(reason), message)
+        callbacks = self._set(check_reason(reason), check_message(message))
         if callbacks is None:
             return False
         for cb, handle in tuple(callbacks):
@@ -171,10 +157,7 @@ class CancelationToken(BaseModel):
         handle = capture()
 
         def wake(_: object) -> None:
-            if handle.in_loop_thread():
-                event.set()
-            else:
-                handle.run_soon(event.set)
+            handle.call(event.set)
 
         self._listen(wake)
         try:
@@ -186,7 +169,7 @@ class CancelationToken(BaseModel):
         return CancelEvent(self.reason or CancelationReason.MANUAL, self.message, self)
 
     def check(self) -> None:
-        """Raise the :class:`CancelationError` subclass for the token's reason if cancelled.
+        """Raise the `CancelationError` subclass for the token's reason if cancelled.
 
         A token cancelled with ``MANUAL`` (the default) raises ``ManualCancelation``.
         """
@@ -195,7 +178,7 @@ class CancelationToken(BaseModel):
 
     async def check_async(self) -> None:
         """Async check: if cancelled, let a pending cancellation of the current scope
-        take effect (a checkpoint), else raise like :meth:`check`.
+        take effect (a checkpoint), else raise like `check`.
 
         It never constructs a backend cancel exception.
         """
@@ -213,8 +196,7 @@ class CancelationToken(BaseModel):
         If it already is, the callback runs now.  Callbacks run on the loop that
         registered them; exceptions are logged, never raised to the canceller.
         """
-        if not callable(callback):
-            raise TypeError(f"`callback` must be callable, got {callback!r}")
+        check_callable(callback, "callback", "callback(token), sync or async")
         with self._lock:
             if not self.is_cancelled:
                 self._callbacks.append((callback, capture()))
@@ -247,12 +229,11 @@ class LinkedCancelationToken(CancelationToken):
 
         With ``preserve_reason`` the linked token's reason and message are copied;
         otherwise the reason is ``PARENT``.  Linking an already-cancelled token cancels
-        this one at once.  :meth:`unlink_all` removes every link.
+        this one at once.  `unlink_all` removes every link.
         """
-        if not isinstance(token, CancelationToken):
-            raise TypeError(f"`token` must be a CancelationToken, got {token!r}")
+        check_instance(token, CancelationToken, "token", "a CancelationToken")
         if token is self:
-            raise ValueError("a token cannot be linked to itself")
+            fail_value("token", "another token (a token cannot be linked to itself)", token)
 
         def forward(src: CancelationToken) -> None:
             if preserve_reason and src.reason is not None:

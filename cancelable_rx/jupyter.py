@@ -7,14 +7,30 @@ runs an asyncio loop: use top-level ``await`` and ``async with``, no ``anyio.run
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from ._models import ProgressEvent
-
-if TYPE_CHECKING:
-    from ._cancelable import Cancelable
+from ._checks import check_positive_int, fail_type
+from ._hooks import ProgressObservable
+from ._models import OperationStatus, ProgressEvent
 
 __all__ = ("OperationWidget", "progress_widget")
+
+
+class Watched(Protocol):
+    """What the widget needs from an operation (a ``Cancelable``)."""
+
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def status(self) -> OperationStatus: ...
+    @property
+    def progress(self) -> ProgressObservable: ...
+    def cancel_sync(self, *args: Any, **kwargs: Any) -> None: ...
+    def on_start(self, callback: Callable[..., Any]) -> Any: ...
+    def on_complete(self, callback: Callable[..., Any]) -> Any: ...
+    def on_cancel(self, callback: Callable[..., Any]) -> Any: ...
+    def on_error(self, callback: Callable[..., Any]) -> Any: ...
 
 
 class OperationWidget:
@@ -24,17 +40,15 @@ class OperationWidget:
     The widget follows progress events and shows the outcome when the operation ends.
     """
 
-    def __init__(self, op: Cancelable, total: int | None = None, description: str | None = None) -> None:
+    def __init__(self, op: Watched, total: int | None = None, description: str | None = None) -> None:
         try:
-            import ipywidgets as widgets
+            import ipywidgets as widgets  # noqa: PLC0415 - ipywidgets is optional (the jupyter extra)
         except ImportError as err:  # pragma: no cover - exercised only without the extra
             raise ImportError("progress_widget needs ipywidgets: pip install 'cancelable-rx[jupyter]'") from err
-        from ._cancelable import Cancelable
-
-        if not isinstance(op, Cancelable):
-            raise TypeError(f"`op` must be a Cancelable, got {op!r}")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total <= 0):
-            raise ValueError(f"`total` must be an int > 0 or None, got {total!r}")
+        if not (callable(getattr(type(op), "cancel_sync", None)) and hasattr(type(op), "progress")):
+            fail_type("op", "a Cancelable", op)
+        if total is not None:
+            check_positive_int(total, "total", "or None when the total is unknown")
         self.op = op
         label = description or op.name or "operation"
         self.bar = widgets.IntProgress(value=0, min=0, max=total or 1, description=label, bar_style="info")
@@ -73,6 +87,6 @@ class OperationWidget:
         return self.box._repr_mimebundle_(**kwargs)
 
 
-def progress_widget(op: Cancelable, total: int | None = None, description: str | None = None) -> OperationWidget:
+def progress_widget(op: Watched, total: int | None = None, description: str | None = None) -> OperationWidget:
     """The one-line helper: ``progress_widget(op, total=1000)`` as a cell's last line."""
     return OperationWidget(op, total, description)

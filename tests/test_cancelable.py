@@ -446,14 +446,3 @@ def test_callbacks_must_be_callable(bad: object) -> None:
     for register in (op.on_start, op.on_complete, op.on_cancel, op.on_error, op.on_progress):
         with pytest.raises(TypeError, match="must be callable"):
             register(bad)  # type: ignore[arg-type]
-
-
-def test_constructor_argument_errors() -> None:
-    with pytest.raises(TypeError, match="`parent` must be a Cancelable"):
-        Cancelable(parent="p")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="`operation_id` must be a str"):
-        Cancelable(operation_id=5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="`token` must be a CancelationToken"):
-        Cancelable.with_token("t")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="combine.. takes Cancelable"):
-        Cancelable().combine(3)  # type: ignore[arg-type]

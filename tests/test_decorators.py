@@ -57,15 +57,15 @@ async def test_cancelable_timeout_applies_per_call() -> None:
 
 
 async def test_decorators_reject_sync_functions_and_bad_args() -> None:
-    with pytest.raises(TypeError, match="async functions"):
+    with pytest.raises(TypeError, match="must be an async function"):
         cancelable()(lambda: None)
     with pytest.raises(ValueError, match="timeout"):
         cancelable(timeout=-1)
     with pytest.raises(TypeError, match="CancelationToken"):
         cancelable_with_token("t")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="At least one cancelable must be provided"):
         cancelable_combine()
-    with pytest.raises(ValueError, match="unknown signal"):
+    with pytest.raises(ValueError, match="valid signal numbers"):
         cancelable_with_signal(99999)
     with pytest.raises(ValueError, match="check_interval"):
         cancelable_with_condition(lambda: False, check_interval=0)

@@ -10,10 +10,16 @@ from cancelable_rx import AllOfSource, AnyOfSource, CancelationReason, Cancelati
 reasons = st.sampled_from(list(CancelationReason))
 
 
-class _Ctx:
-    """A minimal arm context: these sources need no loop or task to fire by hand."""
+class _Host:
+    """A minimal source host: token sources need no loop or task to fire by hand."""
 
-    handle = None
+    applies_deadlines = True
+
+    def run_soon(self, fn: object) -> None:  # pragma: no cover - never hops here
+        raise AssertionError("no hop expected")
+
+    call = run_soon
+    fail = run_soon
 
     def start_soon(self, fn: object) -> None:  # pragma: no cover - never needs tasks here
         raise AssertionError("no task expected")
@@ -25,10 +31,11 @@ def test_any_of_fires_once_with_the_first_reason(order: list[int], reasons_: lis
     anyof = AnyOfSource(*[TokenSource(t) for t in tokens])
     seen: list[CancelEvent] = []
     anyof._listen(seen.append)
-    anyof._arm(_Ctx(), True)
+    disarm = anyof.arm(_Host())
     for i in order:
         tokens[i].cancel_sync(reasons_[i], f"token {i}")
-    anyof._disarm()
+    assert disarm is not None
+    disarm()
     assert len(seen) == 1
     assert seen[0].reason is reasons_[order[0]] and seen[0].message == f"token {order[0]}"
     assert all(t.listener_count == 0 for t in tokens)
@@ -41,12 +48,13 @@ def test_all_of_fires_exactly_when_the_last_part_fires(order: list[int], reasons
     allof = AllOfSource(*parts)
     seen: list[CancelEvent] = []
     allof._listen(seen.append)
-    allof._arm(_Ctx(), True)
+    disarm = allof.arm(_Host())
     for i in order:
         assert seen == []  # not before every part has fired
         tokens[i].cancel_sync(reasons_[i], f"part {i}")
         tokens[i].cancel_sync(CancelationReason.ERROR, "again")  # a part counts once
-    allof._disarm()
+    assert disarm is not None
+    disarm()
     assert len(seen) == 1
     last = order[-1]
     assert seen[0].reason is reasons_[last] and seen[0].source is parts[last]

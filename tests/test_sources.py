@@ -90,7 +90,7 @@ def test_operators_reject_non_sources(bad: object) -> None:
 
 
 def test_composite_needs_sources() -> None:
-    with pytest.raises(ValueError, match="at least one source"):
+    with pytest.raises(ValueError, match="At least one source is required"):
         AnyOfSource()
 
 
@@ -243,8 +243,10 @@ def test_bad_condition_arguments(kwargs: dict[str, object], exc: type[Exception]
 def test_bad_observable_arguments() -> None:
     with pytest.raises(TypeError, match="reactivex Observable"):
         Cancelable.with_observable([1, 2])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="CancelationReason"):
+    with pytest.raises(ValueError, match="`reason` must be a CancelationReason.*got 'soon'"):
         ObservableSource(reactivex.never(), reason="soon")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`reason` must be a CancelationReason.*got 3"):
+        ObservableSource(reactivex.never(), reason=3)  # type: ignore[arg-type]
 
 
 async def test_condition_poller_stops_at_exit() -> None:

@@ -19,6 +19,7 @@ from cancelable_rx import (
     CancelationError,
     CancelationReason,
     CancelationToken,
+    ConditionCancelation,
     ManualCancelation,
     OperationStatus,
     PartialResult,
@@ -101,7 +102,7 @@ async def test_token_mid_stream_stops_at_next_item() -> None:
 
 async def test_consumer_awaits_are_not_cancelled_by_the_stream() -> None:
     async with Cancelable() as op:
-        async for x in op.stream(Source(3).gen()):
+        async for _x in op.stream(Source(3).gen()):
             await anyio.sleep(0.01)  # the consumer's own await runs undisturbed
             with anyio.move_on_after(0.001) as inner:
                 await anyio.sleep(1)
@@ -309,15 +310,18 @@ async def test_cancelable_stream_helper_completes_and_reports() -> None:
     assert counts == [2, 4, 6] and s.operation.status is OperationStatus.COMPLETED
 
 
-async def test_detached_stream_rejects_polling_sources() -> None:
+async def test_detached_stream_polls_conditions_in_the_background() -> None:
     from cancelable_rx.streaming import CancelableStream
     from cancelable_rx.streaming._iterator import FusedIterator
 
-    op = Cancelable.with_condition(lambda: False)
-    s = CancelableStream(FusedIterator(op, Source(1).gen(), None, False, detached=True))
-    with pytest.raises(TypeError, match="polling tasks"):
-        async for _ in s:
-            pass  # pragma: no cover
+    stop = anyio.Event()
+    op = Cancelable.with_condition(stop.is_set, 0.005)
+    s = CancelableStream(FusedIterator(op, Source(10_000, 0.001).gen(), None, False, detached=True))
+    with anyio.fail_after(5), pytest.raises(ConditionCancelation):
+        async for i in s:
+            if i == 3:
+                stop.set()
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.CONDITION
 
 
 async def test_stop_when_ends_stream_on_source() -> None:

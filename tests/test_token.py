@@ -48,7 +48,7 @@ def test_cancel_sync_forms() -> None:
 
 def test_bad_reason_is_a_clear_error() -> None:
     token = CancelationToken()
-    with pytest.raises(TypeError, match=r"`reason` must be a CancelationReason.*'stop now'.*message="):
+    with pytest.raises(ValueError, match=r"`reason` must be a CancelationReason.*'stop now'.*message="):
         token.cancel_sync("stop now")  # type: ignore[arg-type]
     assert not token.is_cancelled
 

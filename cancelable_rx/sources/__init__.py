@@ -1,7 +1,17 @@
-"""Cancelation sources, one kind per module, and the any-of / all-of operators."""
+"""Cancelation sources: the source interface (`base`), one source kind per module, and
+the any-of / all-of operators."""
 
-from .base import CancelationSource, as_source
-from .composite import AllOfSource, AnyOfSource, CompositeSource, all_of, any_of
+from .base import (
+    AllOfSource,
+    AnyOfSource,
+    CancelationSource,
+    CompositeSource,
+    Disarm,
+    SourceHost,
+    all_of,
+    any_of,
+    as_source,
+)
 from .condition import ConditionSource
 from .observable import ObservableSource
 from .parent import ParentSource
@@ -15,9 +25,11 @@ __all__ = (
     "CancelationSource",
     "CompositeSource",
     "ConditionSource",
+    "Disarm",
     "ObservableSource",
     "ParentSource",
     "SignalSource",
+    "SourceHost",
     "TimeoutSource",
     "TokenSource",
     "all_of",

@@ -1,10 +1,10 @@
 """One process-wide handler per signal number, reference-counted.
 
-The handler only hops to each listener's event loop (through ``LoopHandle.run_soon``,
+The handler only hops to each listener's event loop (``run_soon`` of the arming host,
 which is signal-safe): nothing here takes a lock inside the handler, so a signal that
 arrives while the main thread holds our lock cannot deadlock.  The listener tuple is
-replaced, never mutated, so the handler always reads a consistent snapshot.  The
-previous handler is restored when the last listener of a signal unsubscribes.
+replaced, never mutated, so the handler always reads a consistent snapshot.  The previous
+handler is restored when the last listener of a signal unsubscribes.
 """
 
 from __future__ import annotations
@@ -15,27 +15,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .._loop import LoopHandle
+__all__ = ("listener_count", "require_main_thread", "subscribe", "unsubscribe")
 
-__all__ = ("check_signal", "subscribe", "unsubscribe", "listener_count")
-
-_UNCATCHABLE = {getattr(signal, n) for n in ("SIGKILL", "SIGSTOP") if hasattr(signal, n)}
+RunSoon = Callable[[Callable[[], object]], None]
 _lock = threading.Lock()
-_listeners: dict[int, tuple[tuple[LoopHandle, Callable[[], object]], ...]] = {}
+_listeners: dict[int, tuple[tuple[RunSoon, Callable[[], object]], ...]] = {}
 _previous: dict[int, Any] = {}
-
-
-def check_signal(sig: object) -> int:
-    """Validate a signal number; return it as int."""
-    if isinstance(sig, bool) or not isinstance(sig, int):
-        raise TypeError(f"signals must be signal numbers (e.g. signal.SIGTERM), got {sig!r}")
-    try:
-        signum = signal.Signals(sig)
-    except ValueError:
-        raise ValueError(f"unknown signal number {sig!r}; expected one of signal.valid_signals()") from None
-    if signum in _UNCATCHABLE:
-        raise ValueError(f"signal {signum.name} ({int(signum)}) cannot be caught by a process")
-    return int(signum)
 
 
 def require_main_thread(what: str) -> None:
@@ -47,25 +32,25 @@ def require_main_thread(what: str) -> None:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    for handle, fn in _listeners.get(signum, ()):
-        handle.run_soon(fn)
+    for run_soon, fn in _listeners.get(signum, ()):
+        run_soon(fn)
 
 
-def subscribe(signum: int, handle: LoopHandle, fn: Callable[[], object]) -> None:
-    """Run ``fn()`` on ``handle``'s loop each time ``signum`` arrives.  Main thread only."""
+def subscribe(signum: int, run_soon: RunSoon, fn: Callable[[], object]) -> None:
+    """Call ``run_soon(fn)`` each time ``signum`` arrives.  Main thread only."""
     require_main_thread("a signal source")
     with _lock:
         current = _listeners.get(signum, ())
         if not current:
             _previous[signum] = signal.signal(signum, _handler)
-        _listeners[signum] = (*current, (handle, fn))
+        _listeners[signum] = (*current, (run_soon, fn))
 
 
-def unsubscribe(signum: int, handle: LoopHandle, fn: Callable[[], object]) -> None:
-    """Undo one :func:`subscribe`; the last one restores the previous handler."""
+def unsubscribe(signum: int, fn: Callable[[], object]) -> None:
+    """Undo one `subscribe` (matched by ``fn``); the last one restores the previous handler."""
     with _lock:
         current = _listeners.get(signum, ())
-        remaining = tuple(e for e in current if not (e[0] is handle and e[1] == fn))
+        remaining = tuple(e for e in current if e[1] is not fn)
         if len(remaining) == len(current):
             return
         if remaining:
@@ -77,5 +62,5 @@ def unsubscribe(signum: int, handle: LoopHandle, fn: Callable[[], object]) -> No
 
 
 def listener_count(signum: int) -> int:
-    """How many operations listen to ``signum`` (for tests and diagnostics)."""
+    """How many armed sources listen to ``signum`` (for tests and diagnostics)."""
     return len(_listeners.get(signum, ()))

@@ -1,63 +1,150 @@
-"""The base of every cancelation source: a hot, fire-once observable of CancelEvent."""
+"""The source interface, the base class of every source, and the any-of / all-of operators.
+
+A *source* is a hot, fire-once reactivex ``Observable`` of `CancelEvent`.  An operation
+uses a source through four steps (``docs/source-interface.md`` is the guide):
+
+1. it *listens* to the source (a direct listener, or ``subscribe`` for anything else);
+2. it *arms* it: ``source.arm(host)`` calls the source's `CancelationSource.on_arm` hook
+   with a `SourceHost`, the operation's side of the interface (its loop, background work,
+   failure reporting);
+3. the source *fires*: ``source.fire(message)`` emits ``CancelEvent(reason, message,
+   source)`` once, from any thread; the first event of any source cancels the operation;
+4. it *disarms* it: the operation calls the callable ``on_arm`` returned, and cancels any
+   background work the source started with ``host.start_soon``.
+
+The operators ``a | b`` (`AnyOfSource`) and ``a & b`` (`AllOfSource`) live here because
+they are what the base class's operators return.  `as_source` turns tokens, reactivex
+observables (and anything registered with ``as_source.register``) into sources.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import ClassVar, Protocol
 
-import reactivex
-
+from .._checks import check_not_empty, check_reason, fail_type
 from .._models import CancelationReason, CancelEvent
 from .._rx import FireOnce
 
-if TYPE_CHECKING:
-    from .._loop import LoopHandle
-    from .composite import AllOfSource, AnyOfSource
+__all__ = (
+    "AllOfSource",
+    "AnyOfSource",
+    "CancelationSource",
+    "CompositeSource",
+    "Disarm",
+    "SourceHost",
+    "all_of",
+    "any_of",
+    "as_source",
+)
 
-__all__ = ("ArmContext", "CancelationSource", "as_source")
+Disarm = Callable[[], object]
+"""What `CancelationSource.on_arm` returns: a callable that stops watching (or None)."""
 
 
-class ArmContext(Protocol):
-    """What an operation offers the sources it arms."""
+class SourceHost(Protocol):
+    """What an operation offers the sources it arms (the operation's side of the interface).
+
+    Thread-safety: `run_soon`, `call` and `fail` may be called from any thread (and
+    `run_soon` from a signal handler); `start_soon` only from the loop thread, inside
+    `CancelationSource.on_arm`.
+    """
 
     @property
-    def handle(self) -> LoopHandle:
-        """The loop of the operation."""
+    def applies_deadlines(self) -> bool:
+        """True when the operation turns timeouts into its cancel-scope deadline (at the top
+        level and inside any-of); False inside all-of, where a timeout needs a timer task."""
+        ...
 
-    def start_soon(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``fn`` in the operation's task group until the operation exits."""
+    def run_soon(self, fn: Callable[[], object]) -> None:
+        """Schedule ``fn()`` on the operation's event loop; never raises (a failure is logged)."""
+        ...
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn()`` now if called on the loop thread, else as `run_soon` does."""
+        ...
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
+        """Run ``await fn()`` as background work of the operation.
+
+        Cancellation: the work is cancelled when the operation disarms its sources (when it
+        exits).  An exception escaping ``fn`` fails the operation (see `fail`).  Only sources
+        whose ``needs_background`` is True may call it.
+        """
+        ...
+
+    def fail(self, exc: BaseException) -> None:
+        """The source cannot go on watching: cancel the operation and make leaving it raise
+        ``exc`` (status ``FAILED``).  Use it for errors that must not be lost, such as a
+        ``KeyboardInterrupt`` raised while watching."""
+        ...
+
+
+class _NoDeadlines:
+    """A host view where timeouts are not deadlines (what all-of arms its parts with)."""
+
+    __slots__ = ("_host",)
+    applies_deadlines = False
+
+    def __init__(self, host: SourceHost) -> None:
+        self._host = host
+
+    def run_soon(self, fn: Callable[[], object]) -> None:
+        self._host.run_soon(fn)
+
+    def call(self, fn: Callable[[], object]) -> None:
+        self._host.call(fn)
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
+        self._host.start_soon(fn)
+
+    def fail(self, exc: BaseException) -> None:
+        self._host.fail(exc)
 
 
 class CancelationSource(FireOnce[CancelEvent]):
-    """A hot observable that emits one :class:`CancelEvent` and completes.
+    """A hot observable that emits one `CancelEvent` and completes.
 
-    Cancellation: ``fire()`` (or the source's own trigger) emits once; every operation
-    the source was added to is cancelled with the source's reason.  A source that has
-    fired stays fired: an operation entered with it later is cancelled at once.
-    Thread-safety: ``fire`` may be called from any thread; subscribing and disposing are
+    Cancellation: `fire` (or the source's own trigger) emits once; every operation the
+    source was added to is cancelled with the source's ``reason``.  A source that has fired
+    stays fired: an operation entered with it later is cancelled at once.
+
+    Thread-safety: `fire` may be called from any thread; subscribing and disposing are
     thread-safe and idempotent.
 
-    Sources compose: ``a | b`` (any-of) and ``a & b`` (all-of, latched).
+    Write a source by subclassing it and overriding `on_arm` (and ``default_message``);
+    set ``needs_background = True`` if ``on_arm`` starts background work.  Sources compose:
+    ``a | b`` (any-of) and ``a & b`` (all-of, latched).
     """
 
     reason: CancelationReason = CancelationReason.MANUAL
+    needs_background: ClassVar[bool] = False
+    """True if `on_arm` calls ``host.start_soon`` (the operation then provides a task group)."""
 
     def __init__(self, name: str | None = None) -> None:
         super().__init__()
+        if name is not None and not isinstance(name, str):
+            fail_type("name", "a str or None", name)
         self.name = name
-        self._armed = 0
 
     # -- firing ---------------------------------------------------------------------
 
     def default_message(self) -> str:
+        """The message of an event fired without one."""
         return f"{type(self).__name__} fired"
 
     def fire(self, message: str | None = None, reason: CancelationReason | None = None) -> bool:
-        """Emit the cancel event now.  Returns False if the source had already fired."""
+        """Emit the cancel event now.  Returns False if the source had already fired.
+
+        Thread-safety: any thread.  Listeners run in the calling thread.
+        """
+        if reason is not None:
+            reason = check_reason(reason)
         return self._fire_value(CancelEvent(reason or self.reason, message or self.default_message(), self))
 
     async def trigger_cancelation(self, message: str | None = None) -> None:
-        """Async spelling of :meth:`fire` (the ``hother-cancelable`` source API)."""
+        """Async spelling of `fire` (the ``hother-cancelable`` source API)."""
         self.fire(message)
 
     @property
@@ -65,76 +152,180 @@ class CancelationSource(FireOnce[CancelEvent]):
         """The event this source emitted, or None."""
         return self._value if self._fired else None
 
+    # -- the interface operations use -------------------------------------------------
+
+    def arm(self, host: SourceHost) -> Disarm | None:
+        """Begin watching for one operation (called by the operation, on its loop thread).
+
+        Returns what stops the watching, or None.  A source that has fired arms nothing.
+        A source added to several operations is armed once per operation.
+        """
+        if self._fired:
+            return None
+        return self.on_arm(host)
+
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        """Override: begin watching whatever makes this source fire; call `fire` when it does.
+
+        Use ``host.start_soon`` for background work (and set ``needs_background``),
+        ``host.run_soon``/``host.call`` to reach the loop from callbacks on other threads.
+        Return a callable that stops the watching (idempotent, never raising), or None.
+        """
+        return None
+
+    def _needs_background(self, applies_deadlines: bool) -> bool:
+        """Whether arming under a host with ``applies_deadlines`` starts background work."""
+        return self.needs_background
+
     def _fresh(self) -> CancelationSource:
         """An unfired copy with the same configuration (decorators build one per call)."""
-        raise TypeError(f"{type(self).__name__} cannot be reused as a template; create one per operation")
-
-    # -- arming (called by operations; reference-counted) ----------------------------
-
-    def _needs_tasks(self, deadline_ok: bool) -> bool:
-        """True if arming this source starts tasks (polling, timers)."""
-        return False
-
-    def _arm(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        self._armed += 1
-        if self._armed == 1 and not self._fired:
-            self._start(ctx, deadline_ok)
-
-    def _disarm(self) -> None:
-        self._armed -= 1
-        if self._armed == 0:
-            self._stop()
-
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        """Begin watching whatever makes this source fire (first arming)."""
-
-    def _stop(self) -> None:
-        """Stop watching (last disarming).  Must be idempotent and never raise."""
+        raise TypeError(
+            f"{type(self).__name__} cannot be reused as a template; create one per operation "
+            "(or define _fresh() returning an unfired copy)"
+        )
 
     # -- composition -------------------------------------------------------------------
 
     def __or__(self, other: object) -> AnyOfSource:
-        from .composite import AnyOfSource
-
         return AnyOfSource(self, as_source(other, "right operand of |"))
 
     def __ror__(self, other: object) -> AnyOfSource:
-        from .composite import AnyOfSource
-
         return AnyOfSource(as_source(other, "left operand of |"), self)
 
     def __and__(self, other: object) -> AllOfSource:
-        from .composite import AllOfSource
-
         return AllOfSource(self, as_source(other, "right operand of &"))
 
     def __rand__(self, other: object) -> AllOfSource:
-        from .composite import AllOfSource
-
         return AllOfSource(as_source(other, "left operand of &"), self)
 
     def __repr__(self) -> str:
-        state = "fired" if self._fired else "armed" if self._armed else "idle"
+        state = "fired" if self._fired else "idle"
         label = f" {self.name!r}" if self.name else ""
         return f"<{type(self).__name__}{label} {state}>"
 
 
+@functools.singledispatch
 def as_source(obj: object, what: str = "source") -> CancelationSource:
-    """Return ``obj`` as a source: sources pass through, tokens and reactivex observables
-    are wrapped; anything else is a TypeError naming ``what``."""
-    if isinstance(obj, CancelationSource):
-        return obj
-    from .._token import CancelationToken
+    """Return ``obj`` as a source: sources pass through; tokens and reactivex observables
+    are wrapped (`TokenSource`, `ObservableSource`); anything else is a TypeError naming
+    ``what``.  Integrations register their own types: ``@as_source.register(MyToken)``."""
+    fail_type(what, "a CancelationSource, a CancelationToken or a reactivex Observable", obj)
 
-    if isinstance(obj, CancelationToken):
-        from .token import TokenSource
 
-        return TokenSource(obj)
-    if isinstance(obj, reactivex.Observable):
-        from .observable import ObservableSource
+@as_source.register
+def _(obj: CancelationSource, what: str = "source") -> CancelationSource:
+    return obj
 
-        return ObservableSource(obj)
-    raise TypeError(
-        f"{what} must be a CancelationSource, a CancelationToken or a reactivex Observable, "
-        f"got {obj!r} ({type(obj).__name__})"
-    )
+
+def _flatten_args(sources: tuple[object, ...]) -> list[CancelationSource]:
+    if len(sources) == 1 and isinstance(sources[0], (list, tuple)):
+        sources = tuple(sources[0])
+    check_not_empty(sources, "sources", "AnyOfSource(TimeoutSource(5), token)", lead="At least one source is required")
+    return [as_source(s, f"sources[{i}]") for i, s in enumerate(sources)]
+
+
+class CompositeSource(CancelationSource):
+    """Base of any-of / all-of: a source made of other sources.
+
+    Accepts ``Composite(a, b)`` or ``Composite([a, b])``; tokens and reactivex observables
+    are wrapped as sources.
+    """
+
+    def __init__(self, *sources: object, name: str | None = None) -> None:
+        super().__init__(name)
+        self.sources: list[CancelationSource] = _flatten_args(sources)
+
+    def _part_host(self, host: SourceHost) -> SourceHost:
+        return host
+
+    def _part_applies_deadlines(self, applies_deadlines: bool) -> bool:
+        return applies_deadlines
+
+    def _fresh(self) -> CompositeSource:
+        return type(self)(*[s._fresh() for s in self.sources], name=self.name)
+
+    def _needs_background(self, applies_deadlines: bool) -> bool:
+        ok = self._part_applies_deadlines(applies_deadlines)
+        return any(s._needs_background(ok) for s in self.sources)
+
+    def _on_part(self, event: CancelEvent) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        part_host = self._part_host(host)
+        on_part = self._on_part
+        stops: list[Disarm] = []
+        for s in self.sources:
+            s._listen(on_part)
+            stop = s.arm(part_host)
+            if stop is not None:
+                stops.append(stop)
+
+        def disarm() -> None:
+            for s in self.sources:
+                s._unlisten(on_part)
+            for stop in stops:
+                stop()
+
+        return disarm
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(s) for s in self.sources)
+        return f"<{type(self).__name__} [{inner}]{' fired' if self._fired else ''}>"
+
+
+class AnyOfSource(CompositeSource):
+    """Fires when the first of its sources fires, with that source's reason and message.
+
+    Timeouts inside any-of become the operation's deadline (the earliest one wins).
+    """
+
+    def __init__(self, *sources: object, name: str | None = None) -> None:
+        super().__init__(*sources, name=name)
+        flat: list[CancelationSource] = []
+        for s in self.sources:  # (a | b) | c is one any-of of three
+            flat.extend(s.sources if type(s) is AnyOfSource and not s._fired else [s])
+        self.sources = flat
+
+    def _on_part(self, event: CancelEvent) -> None:
+        self._fire_value(event)
+
+
+class AllOfSource(CompositeSource):
+    """Fires once every one of its sources has fired (latched: each counts once fired).
+
+    The event carries the reason of the part that completed the set (a timeout that fires
+    last makes it ``TIMEOUT``).  Timeouts inside all-of run as timer tasks.
+    """
+
+    def _part_host(self, host: SourceHost) -> SourceHost:
+        return _NoDeadlines(host)
+
+    def _part_applies_deadlines(self, applies_deadlines: bool) -> bool:
+        return False
+
+    @property
+    def fired_count(self) -> int:
+        """How many of the parts have fired so far."""
+        return sum(1 for s in self.sources if s.triggered)
+
+    def _on_part(self, event: CancelEvent) -> None:
+        if all(s.triggered for s in self.sources):
+            reasons = ", ".join(s.event.reason.value for s in self.sources if s.event)
+            self._fire_value(
+                CancelEvent(
+                    event.reason,
+                    f"all {len(self.sources)} sources fired ({reasons}); last: {event.message}",
+                    event.source,
+                )
+            )
+
+
+def any_of(*sources: object) -> AnyOfSource:
+    """Any-of operator: ``any_of(a, b, c)`` is ``a | b | c``."""
+    return AnyOfSource(*sources)
+
+
+def all_of(*sources: object) -> AllOfSource:
+    """All-of operator: ``all_of(a, b, c)`` is ``a & b & c``."""
+    return AllOfSource(*sources)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import reactivex
-from reactivex import abc
 
+from .._checks import check_instance, check_message, check_reason
 from .._models import CancelationReason, CancelEvent
-from .base import ArmContext, CancelationSource
+from .base import CancelationSource, Disarm, SourceHost, as_source
 
 __all__ = ("ObservableSource",)
 
@@ -29,15 +29,12 @@ class ObservableSource(CancelationSource):
         message: str | None = None,
         name: str | None = None,
     ) -> None:
-        if not isinstance(observable, reactivex.Observable):
-            raise TypeError(f"`observable` must be a reactivex Observable, got {observable!r}")
-        if not isinstance(reason, CancelationReason):
-            raise TypeError(f"`reason` must be a CancelationReason, got {reason!r}")
+        check_instance(observable, reactivex.Observable, "observable", "a reactivex Observable")
         super().__init__(name)
         self.observable = observable
-        self.reason = reason
-        self._message = message
-        self._subscription: abc.DisposableBase | None = None
+        self.reason = check_reason(reason)
+        self._message = check_message(message)
+        self.error: BaseException | None = None
 
     def _fresh(self) -> ObservableSource:
         return ObservableSource(self.observable, self.reason, self._message, self.name)
@@ -46,17 +43,18 @@ class ObservableSource(CancelationSource):
         return self._message or f"{self.name or 'observable'} emitted"
 
     def _on_error(self, error: Exception) -> None:
+        self.error = error
         self._fire_value(
             CancelEvent(CancelationReason.ERROR, f"{self.name or 'observable'} failed: {error!r}", self)
         )
 
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        self._subscription = self.observable.subscribe(on_next=self._on_item, on_error=self._on_error)
-
     def _on_item(self, item: Any) -> None:
         self.fire(self._message or f"{self.name or 'observable'} emitted {item!r}")
 
-    def _stop(self) -> None:
-        sub, self._subscription = self._subscription, None
-        if sub is not None:
-            sub.dispose()
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        return self.observable.subscribe(on_next=self._on_item, on_error=self._on_error).dispose
+
+
+@as_source.register
+def _(obj: reactivex.Observable, what: str = "source") -> CancelationSource:
+    return ObservableSource(obj)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
+from .._checks import check_instance
 from .._models import CancelationReason, CancelEvent
-from .base import ArmContext, CancelationSource
-
-if TYPE_CHECKING:
-    from .._cancelable import Cancelable
+from .._rx import FireOnce
+from .base import CancelationSource, Disarm, SourceHost
 
 __all__ = ("ParentSource",)
+
+
+@runtime_checkable
+class WatchedOperation(Protocol):
+    """What a `ParentSource` needs from the operation it watches."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def cancellation(self) -> FireOnce[CancelEvent]: ...
 
 
 class ParentSource(CancelationSource):
@@ -25,11 +38,8 @@ class ParentSource(CancelationSource):
 
     reason = CancelationReason.PARENT
 
-    def __init__(self, operation: Cancelable, name: str | None = None) -> None:
-        from .._cancelable import Cancelable
-
-        if not isinstance(operation, Cancelable):
-            raise TypeError(f"`operation` must be a Cancelable, got {operation!r}")
+    def __init__(self, operation: WatchedOperation, name: str | None = None) -> None:
+        check_instance(operation, WatchedOperation, "operation", "a Cancelable")
         super().__init__(name)
         self.operation = operation
         self.parent_reason: CancelationReason | None = None
@@ -49,8 +59,7 @@ class ParentSource(CancelationSource):
         self.parent_reason = event.reason
         self._fire_value(CancelEvent(CancelationReason.PARENT, self.default_message(), self))
 
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        self.operation.cancellation._listen(self._on_parent)
-
-    def _stop(self) -> None:
-        self.operation.cancellation._unlisten(self._on_parent)
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        hub, listener = self.operation.cancellation, self._on_parent
+        hub._listen(listener)
+        return lambda: hub._unlisten(listener)

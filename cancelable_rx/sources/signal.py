@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal as _signal
+from collections.abc import Callable
 
+from .._checks import check_not_empty, check_signal
 from .._models import CancelationReason, CancelEvent
 from . import _signal_hub
-from .base import ArmContext, CancelationSource
+from .base import CancelationSource, Disarm, SourceHost
 
 __all__ = ("SignalSource",)
 
@@ -25,14 +27,12 @@ class SignalSource(CancelationSource):
     reason = CancelationReason.SIGNAL
 
     def __init__(self, *signals: int, name: str | None = None) -> None:
-        if not signals:
-            raise ValueError("SignalSource needs at least one signal number, e.g. signal.SIGINT")
-        checked = tuple(_signal_hub.check_signal(s) for s in signals)
+        check_not_empty(signals, "signals", "SignalSource(signal.SIGINT)")
+        checked = tuple(check_signal(s) for s in signals)
         _signal_hub.require_main_thread("with_signal()/SignalSource")
         super().__init__(name)
         self.signals = checked
         self.signal_number: int | None = None
-        self._subs: list[tuple[int, object, object]] = []
 
     def _fresh(self) -> SignalSource:
         return SignalSource(*self.signals, name=self.name)
@@ -48,13 +48,19 @@ class SignalSource(CancelationSource):
         self.signal_number = signum
         self._fire_value(CancelEvent(CancelationReason.SIGNAL, self.default_message(), self))
 
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        subs: list[tuple[int, Callable[[], object]]] = []
         for signum in self.signals:
-            fn = lambda signum=signum: self._fire_signal(signum)  # noqa: E731
-            _signal_hub.subscribe(signum, ctx.handle, fn)
-            self._subs.append((signum, ctx.handle, fn))
+            fn = _bind(self._fire_signal, signum)
+            _signal_hub.subscribe(signum, host.run_soon, fn)
+            subs.append((signum, fn))
 
-    def _stop(self) -> None:
-        subs, self._subs = self._subs, []
-        for signum, handle, fn in subs:
-            _signal_hub.unsubscribe(signum, handle, fn)  # type: ignore[arg-type]
+        def disarm() -> None:
+            for signum, fn in subs:
+                _signal_hub.unsubscribe(signum, fn)
+
+        return disarm
+
+
+def _bind(fire: Callable[[int], None], signum: int) -> Callable[[], None]:
+    return lambda: fire(signum)

@@ -7,26 +7,11 @@ from datetime import timedelta
 
 import anyio
 
+from .._checks import check_timeout
 from .._models import CancelationReason
-from .base import ArmContext, CancelationSource
+from .base import CancelationSource, Disarm, SourceHost
 
-__all__ = ("TimeoutSource", "check_timeout")
-
-
-def check_timeout(timeout: object, name: str = "timeout") -> float:
-    """Validate a timeout: a non-negative number of seconds or a timedelta.
-
-    ``0`` cancels at the first checkpoint and ``math.inf`` never fires, as in anyio.
-    """
-    if isinstance(timeout, timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise TypeError(f"`{name}` must be a number of seconds or a timedelta, got {timeout!r}")
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"`{name}` must be a number of seconds >= 0 (or math.inf), got {timeout!r}")
-    return seconds
+__all__ = ("TimeoutSource",)
 
 
 class TimeoutSource(CancelationSource):
@@ -51,16 +36,17 @@ class TimeoutSource(CancelationSource):
     def default_message(self) -> str:
         return f"Operation timed out after {self.timeout_seconds}s"
 
-    def _needs_tasks(self, deadline_ok: bool) -> bool:
-        return not deadline_ok and math.isfinite(self.timeout_seconds)
+    def _needs_background(self, applies_deadlines: bool) -> bool:
+        return not applies_deadlines and math.isfinite(self.timeout_seconds)
 
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        if deadline_ok or not math.isfinite(self.timeout_seconds):
-            return  # the operation applies it as its scope deadline
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        if host.applies_deadlines or not math.isfinite(self.timeout_seconds):
+            return None  # the operation applies it as its cancel-scope deadline
         seconds = self.timeout_seconds
 
         async def timer() -> None:
             await anyio.sleep(seconds)
             self.fire()
 
-        ctx.start_soon(timer)
+        host.start_soon(timer)
+        return None

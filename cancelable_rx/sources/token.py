@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from .._checks import check_instance
 from .._models import CancelationReason, CancelEvent
 from .._token import CancelationToken
-from .base import ArmContext, CancelationSource
+from .base import CancelationSource, Disarm, SourceHost, as_source
 
 __all__ = ("TokenSource",)
 
@@ -18,8 +19,7 @@ class TokenSource(CancelationSource):
     reason = CancelationReason.MANUAL
 
     def __init__(self, token: CancelationToken, name: str | None = None) -> None:
-        if not isinstance(token, CancelationToken):
-            raise TypeError(f"`token` must be a CancelationToken, got {token!r}")
+        check_instance(token, CancelationToken, "token", "a CancelationToken")
         super().__init__(name)
         self.token = token
 
@@ -30,8 +30,12 @@ class TokenSource(CancelationSource):
         reason = token.reason or CancelationReason.MANUAL
         self._fire_value(CancelEvent(reason, token.message or f"Token {token.id[:8]} was cancelled", self))
 
-    def _start(self, ctx: ArmContext, deadline_ok: bool) -> None:
-        self.token._listen(self._on_token)
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        token, listener = self.token, self._on_token
+        token._listen(listener)
+        return lambda: token._unlisten(listener)
 
-    def _stop(self) -> None:
-        self.token._unlisten(self._on_token)
+
+@as_source.register
+def _(obj: CancelationToken, what: str = "source") -> CancelationSource:
+    return TokenSource(obj)

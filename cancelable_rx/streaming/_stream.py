@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiostream.core import BaseStream, Stream, streamcontext
 
+from .._models import PartialResult
 from ._iterator import FusedIterator
 
 if TYPE_CHECKING:
-    from .._cancelable import Cancelable
-    from .._models import PartialResult
+    from .._operation import Operation
 
 __all__ = ("CancelableStream",)
 
@@ -23,11 +23,11 @@ class CancelableStream(Stream[T]):
     ``async for x in stream`` works directly (no aiostream context warning); it can be
     piped (``stream | pipe.map(f) | pipe.take(n)``) and used with ``aclosing``.
 
-    Cancellation: when the operation is cancelled the stream stops before the next
-    item and the typed :class:`CancelationError` reaches the consumer (it never ends
-    silently as if complete).  Whatever ends it, the operation records a
-    :class:`PartialResult` and the source is closed (at the latest when the operation
-    exits).
+    Cancellation: when the operation is cancelled the stream stops before the next item
+    and the typed `CancelationError` reaches the consumer (it never ends silently as if
+    complete).  Whatever ends it, the operation records a `PartialResult` and the source
+    is closed (at the latest when the operation exits; for `cancelable_stream`, as soon as
+    the consumer leaves the loop).
 
     A stream is single-use: a second iteration raises RuntimeError.
     """
@@ -39,12 +39,10 @@ class CancelableStream(Stream[T]):
 
     def __aiter__(self) -> Any:
         if self._used:
-            raise RuntimeError(
-                "a cancelable stream can be iterated once; call op.stream(...) again with a new source"
-            )
+            raise RuntimeError("a cancelable stream can be iterated once; call op.stream(...) again with a new source")
         self._used = True
         it = self._iterator
-        return it if it._detached else it.open_generator()
+        return it.open_detached() if it._detached else it.open_generator()
 
     def stream(self) -> Any:
         """``async with s.stream() as it: async for x in it`` (aiostream style)."""
@@ -56,14 +54,13 @@ class CancelableStream(Stream[T]):
         await self._iterator.aclose()
 
     @property
-    def operation(self) -> Cancelable:
+    def operation(self) -> Operation:
+        """The operation the stream belongs to."""
         return self._iterator._op
 
     @property
     def partial_result(self) -> PartialResult:
         """What the stream has produced so far (live)."""
-        return self._iterator.snapshot(self._iterator._state == 1 and self._op_completed())
-
-    def _op_completed(self) -> bool:
-        partial = self._iterator._op._partial
-        return bool(partial is not None and partial.completed)
+        it = self._iterator
+        partial = it._op._partial
+        return it.snapshot(it.ended and partial is not None and partial.completed)

@@ -1,4 +1,4 @@
-"""aiostream operators that make cancelation part of a pipeline, and ``cancelable_stream``.
+"""aiostream operators that make cancelation part of a pipeline.
 
 All are plain async-generator operators: trio-safe, and none holds a cancel scope or a
 task group across ``yield`` (a scope surrounds each ``await anext(...)`` only).
@@ -7,58 +7,32 @@ task group across ``yield`` (a scope surrounds each ``await anext(...)`` only).
 from __future__ import annotations
 
 import inspect
-from functools import partial
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from aiostream import pipable_operator, streamcontext
 
+from .._checks import check_callable, check_timeout
 from .._exceptions import TimeoutCancelation
-from .._loop import LoopHandle, capture
+from .._loop import capture
 from .._models import CancelEvent
 from .._plan import compile_plan
+from ..sources._hosts import BackgroundHost
 from ..sources.base import as_source
-from ..sources.timeout import check_timeout
 from ._iterator import check_report_interval
 
 if TYPE_CHECKING:
-    from .._cancelable import Cancelable
-    from .._token import CancelationToken
-    from ._stream import CancelableStream
+    from .._operation import Operation
 
-__all__ = ("cancelable_stream", "idle_timeout", "item_timeout", "progress", "stop_when")
+__all__ = ("idle_timeout", "item_timeout", "progress", "stop_when")
 
 logger = logging.getLogger("cancelable_rx")
 T = TypeVar("T")
 _INF = float("inf")
-
-
-class _BackgroundArm:
-    """ArmContext for operators: polling tasks run as background tasks of the loop and
-    are cancelled when the operator ends."""
-
-    def __init__(self, handle: LoopHandle) -> None:
-        self.handle = handle
-        self._scopes: list[anyio.CancelScope] = []
-        self._closed = False
-
-    def start_soon(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        async def run() -> None:
-            with anyio.CancelScope() as scope:
-                if self._closed:
-                    return
-                self._scopes.append(scope)
-                await fn()
-
-        self.handle.spawn(run)
-
-    def close(self) -> None:
-        self._closed = True
-        for scope in self._scopes:
-            scope.cancel()
 
 
 @pipable_operator
@@ -74,8 +48,7 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
     handle = capture()
     plan = compile_plan([src])
     deadline = handle.now() + plan.timeout.timeout_seconds if plan.timeout is not None else _INF
-    arm = _BackgroundArm(handle)
-    state: dict[str, Any] = {"fired": False, "scope": None}
+    state: dict[str, Any] = {"fired": False, "scope": None, "failure": None}
 
     def cancel_current() -> None:
         scope = state["scope"]
@@ -84,13 +57,15 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
 
     def on_fire(_: CancelEvent) -> None:
         state["fired"] = True
-        if handle.in_loop_thread():
-            cancel_current()
-        else:
-            handle.run_soon(cancel_current)
+        handle.call(cancel_current)
 
+    def on_fail(exc: BaseException) -> None:
+        state["failure"] = exc
+        on_fire(None)  # type: ignore[arg-type]
+
+    host = BackgroundHost(handle, on_fail)
     src._listen(on_fire)
-    src._arm(arm, True)
+    stop = src.arm(host)
     try:
         async with streamcontext(source) as streamer:
             while not state["fired"]:
@@ -101,6 +76,8 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
                     except StopAsyncIteration:
                         return
                 state["scope"] = None
+                if state["failure"] is not None:
+                    raise state["failure"]
                 if scope.cancelled_caught:
                     if plan.timeout is not None and not state["fired"]:
                         plan.timeout.fire()
@@ -108,8 +85,9 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
                 yield item
     finally:
         src._unlisten(on_fire)
-        src._disarm()
-        arm.close()
+        if stop is not None:
+            stop()
+        host.close()
 
 
 @pipable_operator
@@ -157,12 +135,14 @@ async def progress(
     source: AsyncIterable[T],
     every: int,
     on_progress: Callable[[int, T], Any] | None = None,
-    operation: Cancelable | None = None,
+    operation: Operation | None = None,
 ) -> AsyncIterator[T]:
     """Pass items through; every ``every`` items call ``on_progress(count, item)`` and/or
     emit a progress event on ``operation``.  A sync callback is called inline (errors
     logged); an async one runs in the background, never blocking the pipeline."""
     every = check_report_interval(every) or 1
+    if on_progress is not None:
+        check_callable(on_progress, "on_progress", "on_progress(count, item), sync or async")
     handle = capture()
     is_async = on_progress is not None and inspect.iscoroutinefunction(on_progress)
     count = 0
@@ -170,8 +150,8 @@ async def progress(
         async for item in streamer:
             count += 1
             if count % every == 0:
-                if operation is not None and operation._has_progress_listeners():
-                    operation._emit_stream_progress(count, item)
+                if operation is not None and operation._progress_listening():
+                    operation._emit_progress(count, item)
                 if on_progress is not None:
                     if is_async:
                         handle.spawn(partial(on_progress, count, item))
@@ -181,49 +161,3 @@ async def progress(
                         except Exception:
                             logger.exception("cancelable_rx: progress callback %r failed", on_progress)
             yield item
-
-
-def cancelable_stream(
-    stream: AsyncIterable[T],
-    timeout: float | timedelta | None = None,
-    token: CancelationToken | None = None,
-    report_interval: int | None = None,
-    on_progress: Callable[[int, T], Any] | None = None,
-    buffer_partial: bool = False,
-    operation_id: str | None = None,
-    name: str | None = None,
-) -> CancelableStream[T]:
-    """A standalone cancelable stream (no ``async with`` needed).
-
-    Cancellation: the stream's own operation starts at the first item request; when
-    the timeout passes or the token is cancelled, a pending ``anext`` is interrupted
-    and the typed :class:`CancelationError` is raised to the consumer.  A cancel scope
-    surrounds each fetch only (never the consumer's code, never a ``yield``), which
-    costs about one scope per item.  ``stream.operation`` is the operation (its
-    ``partial_result`` is recorded whatever ends the stream).
-    """
-    from .._cancelable import Cancelable
-    from ._iterator import FusedIterator
-    from ._stream import CancelableStream
-
-    if timeout is not None and token is not None:
-        op = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name).combine(Cancelable.with_token(token))
-    elif timeout is not None:
-        op = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name or "stream_timeout")
-    elif token is not None:
-        op = Cancelable.with_token(token, operation_id=operation_id, name=name or "stream_token")
-    else:
-        op = Cancelable(operation_id=operation_id, name=name or "stream")
-    if on_progress is not None:
-        if not callable(on_progress):
-            raise TypeError(f"`on_progress` must be callable(count, item), got {on_progress!r}")
-        if inspect.iscoroutinefunction(on_progress):
-
-            async def forward_async(op_id: str, message: Any, meta: dict[str, Any] | None) -> None:
-                if meta is not None:
-                    await on_progress(meta["count"], meta["latest_item"])
-
-            op.on_progress(forward_async)
-        else:
-            op.on_progress(lambda op_id, message, meta: on_progress(meta["count"], meta["latest_item"]) if meta else None)
-    return CancelableStream(FusedIterator(op, stream, report_interval, buffer_partial, detached=True))

@@ -1,0 +1,957 @@
+"""The operation engine: one cancelable run of a block of code.
+
+`Operation` holds an operation's state and does everything that decides its outcome:
+first-source-wins firing, arming and disarming sources, deadlines, the parent and its
+children, entering and leaving (``async with``), and the record.  The public face
+(`cancelable_rx.Cancelable`, in ``_cancelable.py``) adds the constructor, factories,
+streams, threads and callbacks on top; nothing in this module knows it.
+
+States: ``PENDING`` -> ``RUNNING`` (entered) -> ``DONE`` (left), once.  Leaving *seals* the
+operation before it decides the outcome: from then on no source, token or thread can
+record a cancellation, so what leaving does and what the record says always agree.
+
+Thread-safety: `Operation.cancel_sync`, tokens and sources may fire from any thread; the
+first event is recorded under one process-wide lock and the cancel scope is only ever
+cancelled on the operation's own loop (`LoopHandle.call`).  The record (``context``) may be
+read from any thread.  Everything else is for the loop thread.
+
+The stream port: the members ``_attach_stream``, ``_detach_stream``, ``_cancel_error``,
+``_progress_listening``, ``_emit_progress``, ``_begin_detached``, ``_fetch_detached`` and
+``_end_detached`` are what ``streaming/`` uses; nothing else of the engine is touched
+from outside (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from ._checks import check_message, check_reason
+from ._exceptions import CancelationError, error_for
+from ._hooks import Hooks
+from ._loop import LoopHandle, capture
+from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
+from ._plan import Plan, compile_plan
+from ._registry import OperationRegistry
+from ._rx import FireOnce
+from ._token import CancelationToken, LinkedCancelationToken
+from .sources._hosts import BackgroundHost, run_source_work
+from .sources.base import CancelationSource, Disarm
+from .sources.timeout import TimeoutSource
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ("DONE", "PENDING", "RECENT_CHILDREN", "RUNNING", "Operation", "ParentFired", "current")
+
+logger = logging.getLogger("cancelable_rx")
+T = TypeVar("T")
+
+PENDING: Final = 0
+RUNNING: Final = 1
+DONE: Final = 2
+RECENT_CHILDREN: Final = 1000
+"""How many ended children a parent's record remembers (besides the live ones)."""
+
+_INF: Final = math.inf
+_LOCK = threading.Lock()  # first event wins, the seal, and records built off the loop
+_now = time.time
+_RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
+_CANCELLED = OperationStatus.CANCELLED
+_COMPLETED = OperationStatus.COMPLETED
+_FAILED = OperationStatus.FAILED
+
+current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
+    "cancelable_rx_current_operation", default=None
+)
+
+
+def _await_lock() -> None:
+    """Wait until no other thread is inside a ``_LOCK`` section (see `Operation._seal`)."""
+    with _LOCK:
+        pass
+
+
+class ParentFired:
+    """The source of a ``PARENT`` event: which parent, and why it was cancelled."""
+
+    __slots__ = ("parent", "parent_reason")
+
+    def __init__(self, parent: Operation, parent_reason: CancelationReason | None) -> None:
+        self.parent = parent
+        self.parent_reason = parent_reason
+
+    @property
+    def parent_id(self) -> str:
+        return self.parent.id
+
+
+class _TaskGroupHost:
+    """The `SourceHost` of an operation inside ``async with``: background work runs in
+    the operation's task group, which is cancelled when the operation exits."""
+
+    __slots__ = ("_op", "_handle")
+    applies_deadlines = True
+
+    def __init__(self, op: Operation, handle: LoopHandle) -> None:
+        self._op = op
+        self._handle = handle
+
+    def run_soon(self, fn: Callable[[], object]) -> None:
+        self._handle.run_soon(fn)
+
+    def call(self, fn: Callable[[], object]) -> None:
+        self._handle.call(fn)
+
+    def fail(self, exc: BaseException) -> None:
+        self._op._fail(exc)
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
+        tg = self._op._tg
+        if tg is None:
+            raise RuntimeError(
+                "host.start_soon() needs a source with needs_background = True (the operation "
+                "opens a task group only for those)"
+            )
+        tg.start_soon(run_source_work, fn, self._op._fail)
+
+
+class Operation:
+    """The engine of one cancelable operation (see the module docstring).
+
+    A bare operation writes only the attributes that differ from these class-level
+    defaults; mutable state is created when first needed.
+    """
+
+    # -- configuration (set by the face before entering) -------------------------------
+    _id: str | None = None
+    _name: str | None = None
+    _default_name: str | None = None
+    _metadata: dict[str, Any] | None = None
+    _parent: Operation | None = None
+    _register_globally = False
+    _suppress = False
+    _sources: tuple[CancelationSource, ...] = ()
+    _timeout: float = _INF  # the earliest plain timeout (with_timeout / combine), seconds
+    _tokens: tuple[CancelationToken, ...] = ()  # extra tokens merged by combine()
+    _token: CancelationToken | None = None
+    _own_token = False
+    _shielded = False
+    # -- run state ----------------------------------------------------------------------
+    _plan: Plan | None = None
+    _state: int = PENDING
+    _status = OperationStatus.PENDING
+    _fired: CancelEvent | None = None
+    _failure: BaseException | None = None
+    _scope: Any = None
+    _handle: LoopHandle | None = None
+    _tg: Any = None
+    _host: BackgroundHost | None = None
+    _disarms: list[Disarm] | None = None
+    _cv: contextvars.Token[Operation | None] | None = None
+    _listening = False
+    _deadline: float = _INF
+    _own_deadline: float = _INF
+    _start_ts: float | None = None
+    _end_ts: float | None = None
+    _error: str | None = None
+    _partial: Any = None
+    _stream: Any = None  # the stream iterator attached to this operation (the stream port)
+    _children: dict[Operation, None] | None = None  # live children, in entry order
+    _recent: deque[str] | None = None  # ids of the last RECENT_CHILDREN ended children
+    _hooks: Hooks | None = None
+    _registry: OperationRegistry | None = None
+    _ctx: OperationContext | None = None
+    _cancellation: FireOnce[CancelEvent] | None = None
+
+    # -- identity and record ------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The operation id (UUID4-formatted unless one was given)."""
+        op_id = self._id
+        if op_id is None:
+            op_id = self._id = new_id()
+        return op_id
+
+    @property
+    def operation_id(self) -> str:
+        """Alias of `id`."""
+        return self.id
+
+    @property
+    def name(self) -> str | None:
+        return self._name if self._name is not None else self._default_name
+
+    @property
+    def parent(self) -> Self | None:
+        """The parent operation, or None."""
+        return self._parent  # type: ignore[return-value]
+
+    @property
+    def status(self) -> OperationStatus:
+        """``PENDING``, ``RUNNING`` (``SHIELDED``), then ``COMPLETED``, ``CANCELLED`` or ``FAILED``.
+
+        It turns ``CANCELLED`` as soon as a source fires, before the next checkpoint.
+        """
+        return self._status
+
+    @property
+    def is_running(self) -> bool:
+        return self._status in _RUNNING_STATUSES
+
+    @property
+    def is_completed(self) -> bool:
+        return self._status is _COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once the operation's cancellation has been requested (before it ends) or it
+        ended cancelled.
+
+        Inside the block it turns True as soon as a source fires (before the next
+        checkpoint), including a deadline that has passed.  Once the operation has ended it
+        follows the outcome: an operation whose body raised another error is ``FAILED``,
+        not cancelled.
+        """
+        state = self._state
+        if state == DONE:
+            return self._status is _CANCELLED
+        if self._fired is not None:
+            return True
+        if state == RUNNING and self._own_deadline != _INF:
+            handle = self._handle
+            if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
+                self._record(self._timeout_event())
+                return self._fired is not None
+        return False
+
+    @property
+    def cancel_reason(self) -> CancelationReason | None:
+        """Why the operation was cancelled, or None."""
+        fired = self._fired
+        return fired.reason if fired is not None else None
+
+    @property
+    def cancel_message(self) -> str | None:
+        fired = self._fired
+        return fired.message if fired is not None else None
+
+    @property
+    def deadline(self) -> float:
+        """The effective deadline (anyio clock) while running; ``math.inf`` if none."""
+        return self._deadline
+
+    @property
+    def partial_result(self) -> Any:
+        """The `PartialResult` of this operation's stream: live while it runs, final once it
+        ended (however it ended).  None if no stream ran."""
+        stream = self._stream
+        if stream is not None:
+            return stream.snapshot()
+        return self._partial
+
+    @property
+    def context(self) -> OperationContext:
+        """The pydantic record of this operation, built on first access and kept in sync.
+
+        Thread-safety: readable from any thread; once the operation has ended the record
+        read from any thread shows the final state.
+        """
+        ctx = self._ctx
+        if ctx is not None:
+            return ctx
+        with _LOCK:
+            ctx = self._ctx
+            if ctx is None:
+                ctx = self._ctx = self._build_record()
+        return ctx
+
+    def _build_record(self) -> OperationContext:
+        fired = self._fired
+        return build_context(
+            id=self.id,
+            name=self.name,
+            status=self._status,
+            start_time=datetime.fromtimestamp(self._start_ts if self._start_ts is not None else _now(), UTC),
+            end_time=datetime.fromtimestamp(self._end_ts, UTC) if self._end_ts is not None else None,
+            cancel_reason=fired.reason if fired is not None else None,
+            cancel_message=fired.message if fired is not None else None,
+            metadata=self._metadata if self._metadata is not None else {},
+            parent_id=self._parent.id if self._parent is not None else None,
+            child_ids=self._child_id_set(),
+            partial_result=self._partial,
+            error=self._error,
+        )
+
+    def _sync_record(self) -> None:
+        """Copy the mutable state into the record, if one was built.  Under ``_LOCK``."""
+        ctx = self._ctx
+        if ctx is None:
+            return
+        fired = self._fired
+        ctx.status = self._status
+        if self._start_ts is not None:
+            ctx.start_time = datetime.fromtimestamp(self._start_ts, UTC)
+        if self._end_ts is not None:
+            ctx.end_time = datetime.fromtimestamp(self._end_ts, UTC)
+        ctx.cancel_reason = fired.reason if fired is not None else None
+        ctx.cancel_message = fired.message if fired is not None else None
+        ctx.partial_result = self._partial
+        ctx.error = self._error
+
+    def _child_id_set(self) -> set[str]:
+        ids = {child.id for child in tuple(self._children or ())}
+        ids.update(self._recent or ())
+        return ids
+
+    def _duration(self) -> float | None:
+        start, end = self._start_ts, self._end_ts
+        if start is None:
+            return None
+        return (end if end is not None else _now()) - start
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from enter to exit (to now while running); None before it starts."""
+        return self._duration()
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent's id, or None."""
+        return self._parent.id if self._parent is not None else None
+
+    @property
+    def cancellation(self) -> FireOnce[CancelEvent]:
+        """Hot observable of this operation's cancel event: emits the first `CancelEvent`
+        once (replayed to late subscribers) and completes.  Nothing is built until someone
+        asks for it."""
+        hub = self._cancellation
+        if hub is None:
+            hub = self._cancellation = FireOnce()
+            fired = self._fired
+            if fired is not None and (self._state != DONE or self._status is _CANCELLED):
+                hub._fire_value(fired)
+        return hub
+
+    @property
+    def token(self) -> CancelationToken:
+        """The operation's token.  Cancelling it cancels the operation; it is cancelled (with
+        the same reason) when the operation is.  With ``with_token(t)`` it is ``t``."""
+        tok = self._token
+        if tok is None:
+            tok = self._token = LinkedCancelationToken()
+            self._own_token = True
+            fired = self._fired
+            if fired is not None:
+                tok.cancel_sync(fired.reason, fired.message)
+            elif self._state == RUNNING:
+                self._listening = True
+                tok._listen(self._on_token)
+        return tok
+
+    # -- firing (any thread) ------------------------------------------------------------
+
+    def _record(self, event: CancelEvent) -> bool:
+        """Record ``event`` if it is the first and the operation is not sealed; True if it was.
+
+        Thread-safety: any thread.  Notifications run outside the lock.
+        """
+        with _LOCK:
+            if self._fired is not None or self._state == DONE:
+                return False
+            self._store_event(event)
+        self._announce(event)
+        return True
+
+    def _store_event(self, event: CancelEvent) -> None:
+        """Write ``event`` into the state (and the record).  Under ``_LOCK``, or sealed."""
+        self._fired = event
+        if self._state == RUNNING:
+            self._status = _CANCELLED
+        stream = self._stream
+        if stream is not None:
+            stream.stop = True
+        if self._ctx is not None:
+            self._sync_record()
+
+    def _announce(self, event: CancelEvent) -> None:
+        """Mirror a recorded event into the own token and the ``cancellation`` observable."""
+        if self._own_token:
+            tok = self._token
+            if tok is not None and not tok.is_cancelled:
+                tok.cancel_sync(event.reason, event.message)
+        hub = self._cancellation
+        if hub is not None:
+            hub._fire_value(event)
+
+    def _fire(self, event: CancelEvent, propagate: bool = True) -> bool:
+        """First source wins: record, cancel the scope on the loop, propagate to children.
+
+        Thread-safety: any thread; the scope is cancelled on the operation's loop.
+        """
+        if not self._record(event):
+            return False
+        if self._state == RUNNING:
+            handle = self._handle
+            if handle is not None:
+                handle.call(self._cancel_scope)
+        children = self._children
+        if propagate and children:
+            child_event = self._parent_event(event)
+            for child in tuple(children):
+                if not child._shielded:
+                    child._fire(child_event)
+        return True
+
+    def _cancel_scope(self) -> None:
+        scope = self._scope
+        if scope is not None and self._state == RUNNING:
+            scope.cancel()
+
+    def _on_event(self, event: CancelEvent) -> None:
+        self._fire(event)
+
+    def _on_token(self, token: CancelationToken) -> None:
+        self._fire(CancelEvent(token.reason or CancelationReason.MANUAL, token.message, token))
+
+    def _fail(self, exc: BaseException) -> None:
+        """A source cannot go on watching: cancel the scope; leaving raises ``exc`` (FAILED).
+
+        Thread-safety: any thread.
+        """
+        with _LOCK:
+            if self._state == DONE or self._failure is not None:
+                return
+            self._failure = exc
+        handle = self._handle
+        if handle is not None:
+            handle.call(self._cancel_scope)
+
+    def _parent_event(self, event: CancelEvent) -> CancelEvent:
+        """What this operation's children receive when it is cancelled with ``event``."""
+        return CancelEvent(
+            CancelationReason.PARENT,
+            f"Parent operation was cancelled ({event.reason.value}): {event.message}",
+            ParentFired(self, event.reason),
+        )
+
+    def _timeout_source(self) -> TimeoutSource:
+        """The timeout that set the own deadline (materialised for plain timeouts)."""
+        plan = self._plan
+        if plan is not None and plan.timeout is not None and plan.timeout.timeout_seconds <= self._timeout:
+            return plan.timeout
+        return TimeoutSource(self._timeout)
+
+    def _timeout_event(self) -> CancelEvent:
+        """The event of a deadline that passed: our own timeout, or the parent's deadline."""
+        handle = self._handle
+        if self._own_deadline != _INF and handle is not None and handle.now() >= self._own_deadline:
+            src = self._timeout_source()
+            return CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
+        if self._parent is not None:
+            return CancelEvent(
+                CancelationReason.PARENT,
+                "Parent operation's deadline passed",
+                ParentFired(self._parent, CancelationReason.TIMEOUT),
+            )
+        return CancelEvent(CancelationReason.MANUAL, "Operation cancelled", None)
+
+    # -- cancelling (public) ------------------------------------------------------------
+
+    async def cancel(
+        self,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+        propagate_to_children: bool = True,
+    ) -> None:
+        """Cancel the operation (the first cancellation wins; later calls change nothing).
+
+        Cancellation: the body is cancelled at its next checkpoint; `is_cancelled` is True at
+        once.  With ``propagate_to_children`` every child entered with ``parent=self`` (in any
+        task) is cancelled with reason ``PARENT``; without it, only children nested in this
+        task's scope stop (structured concurrency makes that unavoidable).  With
+        ``with_token(t)``, ``t`` itself is cancelled too.  Cancelling an operation that has
+        ended changes nothing.
+        """
+        event, tok = self._cancel_event(reason, message)
+        self._fire(event, propagate=propagate_to_children)
+        if tok is not None and not tok.is_cancelled and self._state != DONE:
+            await tok.cancel(event.reason, message)
+
+    def cancel_sync(
+        self,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+        propagate_to_children: bool = True,
+    ) -> None:
+        """Cancel from any thread, or from sync code on the loop.  Never blocks.
+
+        Thread-safety: the scope is cancelled on the operation's own loop
+        (``call_soon_threadsafe`` / ``TrioToken.run_sync_soon``); nothing needs starting.  A
+        request that reaches the operation after its outcome was decided changes nothing.
+        """
+        event, tok = self._cancel_event(reason, message)
+        self._fire(event, propagate=propagate_to_children)
+        if tok is not None and not tok.is_cancelled and self._state != DONE:
+            tok.cancel_sync(event.reason, message)
+
+    def _cancel_event(self, reason: object, message: object) -> tuple[CancelEvent, CancelationToken | None]:
+        checked = check_reason(reason)
+        text = check_message(message) or f"Operation cancelled ({checked.value})"
+        tok = self._token if not self._own_token else None
+        return CancelEvent(checked, text, self), tok
+
+    async def check_cancelation(self) -> None:
+        """If the operation is cancelled, stop here: inside the block this is a checkpoint
+        that delivers the pending cancellation; elsewhere it raises the typed error."""
+        if self.is_cancelled:
+            await anyio.lowlevel.checkpoint()
+            raise self._cancel_error()
+
+    def _cancel_error(self) -> CancelationError:
+        """The typed error for the recorded event (its context resolves lazily)."""
+        fired = self._fired
+        assert fired is not None
+        return error_for(fired, self)
+
+    # -- children -------------------------------------------------------------------------
+
+    def _adopt(self, child: Operation) -> None:
+        """Register an entering child (record, and cancellation unless it is shielded)."""
+        children = self._children
+        if children is None:
+            children = self._children = {}
+        children[child] = None
+        if self._ctx is not None:
+            self._ctx.child_ids.add(child.id)
+        fired = self._fired
+        if fired is not None and not child._shielded:
+            child._fire(self._parent_event(fired))
+
+    def _release(self, child: Operation) -> None:
+        """A child ended: it leaves the live set for the bounded recent set."""
+        children = self._children
+        if children is None or child not in children:
+            return
+        del children[child]
+        recent = self._recent
+        if recent is None:
+            recent = self._recent = deque(maxlen=RECENT_CHILDREN)
+        ctx = self._ctx
+        if ctx is not None and len(recent) == RECENT_CHILDREN:
+            ctx.child_ids.discard(recent[0])
+        recent.append(child.id)
+
+    # -- entering -------------------------------------------------------------------------
+
+    def _start(self) -> LoopHandle:
+        """Start running: capture the loop, compute the deadlines (own and effective), set the
+        status.  Shared by ``__aenter__`` and detached streams."""
+        handle = self._handle = capture()
+        self._state = RUNNING
+        self._start_ts = _now()
+        seconds = self._timeout
+        if self._sources:
+            plan = self._plan
+            if plan is None:
+                plan = self._plan = compile_plan(self._sources)
+            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
+                seconds = plan.timeout.timeout_seconds
+        deadline = handle.now() + seconds if seconds != _INF else _INF
+        self._own_deadline = deadline
+        parent = self._parent
+        if parent is not None and not self._shielded and parent._state == RUNNING and parent._deadline < deadline:
+            deadline = parent._deadline
+        self._deadline = deadline
+        self._status = OperationStatus.SHIELDED if self._shielded else OperationStatus.RUNNING
+        if self._ctx is not None or _LOCK.locked():
+            with _LOCK:
+                self._sync_record()
+        return handle
+
+    def _arm(self, host: Any) -> None:
+        """Listen to the parent, the tokens and the sources, and arm the sources."""
+        parent = self._parent
+        if parent is not None:
+            parent._adopt(self)
+        tok = self._token
+        if tok is not None:
+            if tok.is_cancelled and not self._own_token:
+                self._fire(
+                    CancelEvent(
+                        tok.reason or CancelationReason.MANUAL,
+                        f"token {tok.id[:8]} was already cancelled before the operation started"
+                        + (f": {tok.message}" if tok.message else ""),
+                        tok,
+                    )
+                )
+            else:
+                tok._listen(self._on_token)
+        for extra in self._tokens:
+            extra._listen(self._on_token)
+        plan = self._plan
+        if plan is not None and plan.triggers:
+            stops = self._disarms = []
+            on_event = self._on_event
+            for src in plan.triggers:
+                src._listen(on_event)
+                stop = src.arm(host)
+                if stop is not None:
+                    stops.append(stop)
+
+    def _disarm_all(self) -> None:
+        """Stop listening to every token and source and disarm the sources; never raises."""
+        plan = self._plan
+        if plan is not None:
+            on_event = self._on_event
+            for src in plan.triggers:
+                src._unlisten(on_event)
+        stops = self._disarms
+        if stops:
+            self._disarms = None
+            for stop in stops:
+                try:
+                    stop()
+                except Exception:
+                    logger.exception("cancelable_rx: disarming a source failed (%r)", stop)
+        tok = self._token
+        if tok is not None:
+            tok._unlisten(self._on_token)
+        for extra in self._tokens:
+            extra._unlisten(self._on_token)
+
+    async def __aenter__(self) -> Self:
+        if self._state != PENDING:
+            raise RuntimeError(
+                f"{self!r} has already been entered; an operation runs once, create a new one for each run"
+            )
+        handle = self._start()
+        self._cv = current.set(self)
+        scope = self._scope = handle.scope_cls(deadline=self._deadline)
+        if self._parent is not None or self._token is not None or self._tokens or self._sources:
+            self._listening = True
+            try:
+                plan = self._plan
+                if plan is not None and plan.needs_background:
+                    tg = anyio.create_task_group()
+                    await tg.__aenter__()
+                    self._tg = tg
+                scope.__enter__()
+                try:
+                    self._arm(_TaskGroupHost(self, handle) if plan is not None else None)
+                except BaseException:
+                    scope.__exit__(None, None, None)
+                    raise
+            except BaseException as err:
+                self._scope = None
+                await self._teardown()
+                self._seal()
+                self._error = f"{type(err).__name__}: {err}"
+                self._finish(_FAILED)
+                raise
+        else:
+            scope.__enter__()
+        if self._fired is not None or self._failure is not None:  # cancelled before or while arming
+            if self._fired is not None:
+                self._status = _CANCELLED
+            scope.cancel()
+        if self._register_globally:
+            registry = self._registry = OperationRegistry.get_instance()
+            registry._on_enter(self)
+        hooks = self._hooks
+        if hooks is not None and hooks.has("start"):
+            await hooks.trigger("start", self.context)
+        return self
+
+    # -- leaving ----------------------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        """Undo what entering did, in reverse; never raises."""
+        if self._listening:
+            self._disarm_all()
+        tg = self._tg
+        if tg is not None:
+            self._tg = None
+            # Stop background work; shield so an enclosing cancellation cannot interrupt the
+            # (immediate) wait for it.  The body's exception is never passed in: a trio
+            # nursery would wrap it into an ExceptionGroup.
+            tg.cancel_scope.cancel()
+            tg.cancel_scope.shield = True
+            try:
+                await tg.__aexit__(None, None, None)
+            except BaseException:  # pragma: no cover - work failures go to _fail, not here
+                logger.exception("cancelable_rx: background work of a source failed at exit")
+        cv = self._cv
+        if cv is not None:
+            self._cv = None
+            try:
+                current.reset(cv)
+            except ValueError:  # exited in another context (e.g. a finalised generator)
+                pass
+
+    def _seal(self) -> None:
+        """No event can be recorded after this: the outcome is decided on what is recorded now.
+
+        ``_record`` checks the state under ``_LOCK``; a thread that is inside that section
+        now (it read ``RUNNING``) finishes first: waiting for the lock when it is held closes
+        the window without taking the lock on the common path.
+        """
+        self._state = DONE
+        if _LOCK.locked():
+            _await_lock()
+
+    def _finish(self, status: OperationStatus) -> None:
+        """Record the final status and the end; notify the parent and the registry."""
+        self._end_ts = _now()
+        self._status = status
+        if self._ctx is not None or _LOCK.locked():
+            with _LOCK:
+                self._sync_record()
+        parent = self._parent
+        if parent is not None:
+            parent._release(self)
+        registry = self._registry
+        if registry is not None:
+            registry._on_exit(self, self._register_globally)
+
+    async def _close_stream(self) -> BaseException | None:
+        """Close a stream left open in the block (e.g. ``break`` without ``aclosing``).
+
+        Returns the error its source's cleanup raised, if any (raised after the teardown)."""
+        stream = self._stream
+        try:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+        except Exception as err:
+            return err
+        finally:
+            if self._stream is stream:
+                self._stream = None
+        return None
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        scope = self._scope
+        if scope is None or self._state != RUNNING:
+            raise RuntimeError(
+                f"{self!r} was not entered: __aexit__ without a matching __aenter__; use `async with op:`"
+            )
+        self._scope = None
+        raised: BaseException | None = None
+        try:
+            # trio's scope returns True for a clean exit too: only an exception is "swallowed".
+            swallowed = scope.__exit__(exc_type, exc, tb) and exc_type is not None
+        except BaseException as err:  # the scope replaced the exception (e.g. split a group)
+            exc_type, exc, swallowed, raised = type(err), err, False, err
+        cleanup: BaseException | None = None
+        if self._stream is not None:
+            cleanup = await self._close_stream()
+        if self._tg is not None:
+            await self._teardown()
+        else:
+            if self._listening:
+                self._disarm_all()
+            cv = self._cv  # inlined from _teardown: this is the hot path
+            if cv is not None:
+                self._cv = None
+                try:
+                    current.reset(cv)
+                except ValueError:  # exited in another context (e.g. a finalised generator)
+                    pass
+        # The seal (inlined from _seal: the hot path).
+        self._state = DONE
+        if _LOCK.locked():
+            _await_lock()
+        if exc_type is None and self._fired is None and self._failure is None and cleanup is None:
+            self._finish(_COMPLETED)
+            hooks = self._hooks
+            if hooks is not None and hooks.has("complete"):
+                await hooks.trigger("complete", self.context)
+            return False
+        return await self._leave(exc_type, exc, swallowed, raised, cleanup)
+
+    async def _leave(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        swallowed: bool,
+        raised: BaseException | None,
+        cleanup: BaseException | None,
+    ) -> bool:
+        """Decide the outcome of a sealed operation that did not simply complete."""
+        failure = self._failure
+        if failure is not None or cleanup is not None:
+            error = failure if failure is not None else cleanup
+            assert error is not None
+            self._error = f"{type(error).__name__}: {error}"
+            self._finish(_FAILED)
+            await self._trigger("error", error)
+            if exc is not None and exc is not error and error.__context__ is None:
+                error.__context__ = exc
+            raise error
+        fired = self._fired
+        if exc_type is None or swallowed:
+            # Our own cancellation: requested, or caught by our scope.
+            if fired is None:  # caught with nothing recorded: the deadline passed
+                fired = self._timeout_event()
+                self._store_sealed(fired)
+                if isinstance(fired.source, CancelationSource):
+                    fired.source.fire(fired.message)
+            self._finish(_CANCELLED)
+            await self._trigger("cancel")
+            if self._suppress:
+                return exc_type is not None
+            raise error_for(fired, self) from exc
+        assert exc is not None
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            # An enclosing cancellation: propagates untouched (it is not ours to catch).
+            if fired is None:
+                self._store_sealed(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+            self._finish(_CANCELLED)
+            await self._trigger("cancel")
+        elif isinstance(exc, CancelationError):
+            # A typed cancellation raised in the body (a token's check(), a nested operation).
+            if fired is None:
+                self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
+            self._finish(_CANCELLED)
+            await self._trigger("cancel")
+        else:
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._finish(_FAILED)
+            await self._trigger("error", exc)
+        if raised is not None:
+            raise raised
+        return False
+
+    def _store_sealed(self, event: CancelEvent) -> None:
+        """Record the event that explains how a sealed operation ended (loop thread)."""
+        with _LOCK:
+            self._store_event(event)
+        self._announce(event)
+
+    async def _trigger(self, kind: str, error: BaseException | None = None) -> None:
+        hooks = self._hooks
+        if hooks is None or not hooks.has(kind):
+            return
+        if kind == "error":
+            if isinstance(error, Exception):
+                await hooks.trigger(kind, self.context, error)
+        else:
+            await hooks.trigger(kind, self.context)
+
+    # -- the stream port --------------------------------------------------------------------
+
+    def _attach_stream(self, stream: Any) -> None:
+        """Make ``stream`` the operation's stream (it must be running); the previous one ends.
+        Its ``stop`` flag is set when the operation records a cancellation."""
+        if self._state != RUNNING:
+            raise RuntimeError(
+                "iterate op.stream(...) inside `async with op:` (the operation is "
+                f"{self._status.value}); for a standalone cancelable iterator use cancelable_stream()"
+            )
+        previous = self._stream
+        if previous is not None and previous is not stream:
+            previous._end(False)
+        self._stream = stream
+        if self._fired is not None:
+            stream.stop = True
+
+    def _detach_stream(self, stream: Any, partial: Any) -> None:
+        """``stream`` ended with ``partial`` (a `PartialResult`)."""
+        self._partial = partial
+        if self._stream is stream:
+            self._stream = None
+        if self._ctx is not None:
+            with _LOCK:
+                self._sync_record()
+
+    def _progress_listening(self) -> bool:
+        hooks = self._hooks
+        return self._registry is not None or (hooks is not None and hooks.listening)
+
+    def _emit_progress(self, count: int, item: Any) -> None:
+        """Progress from a stream: never awaits."""
+        registry = self._registry
+        if registry is not None:
+            registry._on_progress(self, f"Processed {count} items", {"count": count, "latest_item": item})
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.emit_stream(self.id, count, item, self._handle)
+
+    def _begin_detached(self) -> None:
+        """Start without a scope around the consumer: a detached stream opens a scope around
+        each fetch only (`_fetch_detached`), and background work runs as loop tasks."""
+        if self._state != PENDING:
+            raise RuntimeError(f"{self!r} has already been entered; an operation runs once")
+        handle = self._start()
+        self._listening = True
+        host = None
+        if self._plan is not None:
+            host = self._host = BackgroundHost(handle, self._fail)
+        self._arm(host)
+        if self._register_globally:
+            registry = self._registry = OperationRegistry.get_instance()
+            registry._on_enter(self)
+
+    async def _fetch_detached(self, fetch: Callable[[], Awaitable[T]], checkpoint: bool) -> T:
+        """Await ``fetch()`` inside a cancel scope with the operation's deadline, so a
+        cancellation reaches it; ``checkpoint`` first lets a source that never awaits be
+        cancelled.  Raises the typed error when the operation is cancelled."""
+        handle = self._handle
+        assert handle is not None
+        scope = self._scope = handle.scope_cls(deadline=self._deadline)
+        try:
+            with scope:
+                if checkpoint:
+                    await anyio.lowlevel.checkpoint()
+                return await fetch()
+        finally:
+            self._scope = None
+            if scope.cancelled_caught:
+                failure = self._failure
+                if failure is not None:
+                    raise failure
+                if self._fired is None:
+                    self._record(self._timeout_event())
+                raise self._cancel_error()
+        raise AssertionError("unreachable")  # pragma: no cover - the scope caught a cancellation
+
+    def _end_detached(self, exc: BaseException | None) -> None:
+        """A detached stream ended (``exc`` is what ended it, if anything)."""
+        if self._state != RUNNING:
+            return
+        self._disarm_all()
+        if self._host is not None:
+            self._host.close()
+        self._seal()
+        if self._fired is not None:
+            self._finish(_CANCELLED)
+            return
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._store_sealed(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+                self._finish(_CANCELLED)
+                return
+            if isinstance(exc, CancelationError):
+                self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
+                self._finish(_CANCELLED)
+                return
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._finish(_FAILED)
+            return
+        self._finish(_FAILED if self._failure is not None else _COMPLETED)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name or 'operation'!r} {self._status.value}>"
