@@ -9,6 +9,7 @@ The constructor and its checks, the factories (through one helper), ``combine``,
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,6 +26,7 @@ from ._checks import (
     check_metadata,
     check_str,
     check_timeout,
+    fail_type,
     fail_value,
 )
 from ._hooks import Hooks, ProgressCallbackType, ProgressObservable, StatusCallbackType
@@ -43,6 +45,7 @@ __all__ = ("Cancelable", "current_operation")
 
 T = TypeVar("T")
 R = TypeVar("R")
+_INF = math.inf
 
 
 class Cancelable(Operation):
@@ -95,7 +98,7 @@ class Cancelable(Operation):
     @classmethod
     def _made(cls, default_name: str, operation_id: str | None, name: str | None, kwargs: dict[str, Any]) -> Self:
         """The one helper behind every factory: a new operation with a default name."""
-        op = cls(operation_id, name, **kwargs)
+        op = cls(operation_id, name, **kwargs) if kwargs else cls(operation_id, name)
         op._default_name = default_name
         return op
 
@@ -132,7 +135,8 @@ class Cancelable(Operation):
         ``hother-cancelable``).  Entering with a token that is already cancelled cancels the
         operation at once; leaving raises with a message that says so.
         """
-        check_instance(token, CancelationToken, "token", "a CancelationToken", "e.g. CancelationToken()")
+        if not isinstance(token, CancelationToken):  # check_instance(), inlined: a hot path
+            fail_type("token", "a CancelationToken", token, "e.g. CancelationToken()")
         op = cls._made("token_based", operation_id, name, kwargs)
         op._token = token
         return op
@@ -198,25 +202,35 @@ class Cancelable(Operation):
         operation keeps ``self``'s parent.  The originals are not entered.
         """
         for i, other in enumerate(others):
-            check_instance(other, Cancelable, f"others[{i}]", "a Cancelable", "combine(op1, op2, ...) takes operations")
-        combined = type(self)(
-            name=f"combined_{self.name}",
-            parent=self._parent,  # type: ignore[arg-type]
-            metadata={"combined": True, "preserve_reason": True},
-            register_globally=self._register_globally,
-            suppress_cancelation=self._suppress,
-        )
-        sources: list[CancelationSource] = []
+            if not isinstance(other, Cancelable):
+                fail_type(f"others[{i}]", "a Cancelable", other, "combine(op1, op2, ...) takes operations")
+        combined = type(self)()
+        combined._name = f"combined_{self.name}"
+        combined._metadata = {"combined": True, "preserve_reason": True}
+        if self._parent is not None:
+            combined._parent = self._parent
+        if self._register_globally:
+            combined._register_globally = True
+        if self._suppress:
+            combined._suppress = True
+        sources: tuple[CancelationSource, ...] = ()
         tokens: list[CancelationToken] = []
+        timeout = _INF
         parts: tuple[Cancelable, ...] = (self, *others)
         for part in parts:
-            sources.extend(part._sources)
-            combined._timeout = min(combined._timeout, part._timeout)
-            if part._token is not None and part._token not in tokens:
-                tokens.append(part._token)
-            tokens.extend(t for t in part._tokens if t not in tokens)
+            if part._sources:
+                sources += part._sources
+            if part._timeout < timeout:
+                timeout = part._timeout
+            token = part._token
+            if token is not None and token not in tokens:
+                tokens.append(token)
+            if part._tokens:
+                tokens.extend(t for t in part._tokens if t not in tokens)
+        if timeout != _INF:
+            combined._timeout = timeout
         if sources:
-            combined._sources = tuple(sources)
+            combined._sources = sources
         if tokens:
             combined._tokens = tuple(tokens)
         return combined

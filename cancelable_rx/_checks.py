@@ -80,6 +80,9 @@ def check_timeout(value: object, param: str = "timeout", *, allow_zero: bool = T
 
     ``0`` cancels at the first checkpoint (as in anyio) unless ``allow_zero`` is False.
     """
+    if type(value) is float or type(value) is int:  # the common case, checked first
+        if 0 < value < 1e300 or (value == 0 and allow_zero):
+            return float(value)
     rule = "a number of seconds >= 0 or a timedelta" if allow_zero else "a number of seconds > 0 or a timedelta"
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -150,7 +153,7 @@ def check_metadata(value: object, param: str = "metadata") -> dict[str, Any] | N
     """Operation metadata: a mapping with str keys (copied into a dict), or None."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, (dict, Mapping)):
         fail_type(param, "a dict (str keys) or None", value, f"e.g. {param}={{'job': 42}}")
     for key in value:
         if not isinstance(key, str):

@@ -22,11 +22,11 @@ from typing import Any
 
 import anyio
 
-__all__ = ("LoopHandle", "capture")
+__all__ = ("LAST", "LoopHandle", "capture", "get_running_loop")
 
 logger = logging.getLogger("cancelable_rx")
 _get_ident = threading.get_ident
-_get_running_loop = asyncio._get_running_loop  # C-level, no exception when no loop runs
+get_running_loop = _get_running_loop = asyncio._get_running_loop  # C-level, None when no loop runs
 _background: set[asyncio.Task[Any]] = set()
 _NO_LOOP = "cancelable_rx needs a running asyncio or trio event loop in this thread"
 
@@ -121,12 +121,14 @@ def _start_task(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None
         task.add_done_callback(_background.discard)
 
 
-_last: tuple[Any, LoopHandle | None] = (None, None)  # (loop or TrioToken, its handle)
+LAST: list[tuple[Any, Any]] = [(None, None)]
+"""``LAST[0]`` is the last captured (loop or TrioToken, LoopHandle) pair, replaced as a
+whole (threads with loops of their own race on it): when ``get_running_loop()`` returns
+``LAST[0][0]``, ``LAST[0][1]`` is its handle.  An asyncio fast path callers may inline."""
 
 
 def capture() -> LoopHandle:
     """The handle of the loop running in this thread (cached per loop).  Async code only."""
-    global _last
     key: Any = _get_running_loop()
     if key is None:
         trio = sys.modules.get("trio")  # trio runs only if it was imported: never import it here
@@ -136,14 +138,14 @@ def capture() -> LoopHandle:
             key = trio.lowlevel.current_trio_token()
         except RuntimeError:
             raise RuntimeError(_NO_LOOP) from None
-        last_key, handle = _last
-        if last_key is key and handle is not None:
-            return handle
+        last = LAST[0]
+        if last[0] is key:
+            return last[1]
         handle = LoopHandle(key.run_sync_soon, trio.current_time, True)
     else:
-        last_key, handle = _last
-        if last_key is key and handle is not None:
-            return handle
+        last = LAST[0]
+        if last[0] is key:
+            return last[1]
         handle = LoopHandle(key.call_soon_threadsafe, key.time, False)
-    _last = (key, handle)
+    LAST[0] = (key, handle)
     return handle

@@ -39,7 +39,7 @@ import anyio.lowlevel
 from ._checks import check_message, check_reason
 from ._exceptions import CancelationError, error_for
 from ._hooks import Hooks
-from ._loop import LoopHandle, capture
+from ._loop import LAST, LoopHandle, capture, get_running_loop
 from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
 from ._plan import Plan, compile_plan
 from ._registry import OperationRegistry
@@ -65,8 +65,10 @@ RECENT_CHILDREN: Final = 1000
 
 _INF: Final = math.inf
 _LOCK = threading.Lock()  # first event wins, the seal, and records built off the loop
+_deciding = 0  # threads inside a section that reads the state and may record (under _LOCK)
 _now = time.time
 _RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
+_RUNNING = OperationStatus.RUNNING
 _CANCELLED = OperationStatus.CANCELLED
 _COMPLETED = OperationStatus.COMPLETED
 _FAILED = OperationStatus.FAILED
@@ -80,6 +82,27 @@ def _await_lock() -> None:
     """Wait until no other thread is inside a ``_LOCK`` section (see `Operation._seal`)."""
     with _LOCK:
         pass
+
+
+class _Deciding:
+    """``with _Deciding():`` is ``with _LOCK:`` for a section that reads the state and may
+    record an event: it also counts itself in ``_deciding``, which the seal reads without
+    taking the lock (see `Operation._seal`)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        global _deciding
+        _LOCK.acquire()
+        _deciding += 1  # before the section reads the state
+
+    def __exit__(self, *exc: object) -> None:
+        global _deciding
+        _deciding -= 1
+        _LOCK.release()
+
+
+_DECIDING = _Deciding()
 
 
 class ParentFired:
@@ -274,8 +297,17 @@ class Operation:
         with _LOCK:
             ctx = self._ctx
             if ctx is None:
+                seen = self._progress_mark()
                 ctx = self._ctx = self._build_record()
+                # The loop writes its state without the lock and syncs a record it can see:
+                # a change made while this one was built, before it was visible, is copied now.
+                if self._progress_mark() != seen:
+                    self._sync_record()
         return ctx
+
+    def _progress_mark(self) -> tuple[object, ...]:
+        """What a record build must not miss: the fields the loop writes without the lock."""
+        return (self._status, self._start_ts, self._end_ts, self._partial, self._error, self._fired)
 
     def _build_record(self) -> OperationContext:
         fired = self._fired
@@ -356,8 +388,7 @@ class Operation:
             if fired is not None:
                 tok.cancel_sync(fired.reason, fired.message)
             elif self._state == RUNNING:
-                self._listening = True
-                tok._listen(self._on_token)
+                tok._listen(self._on_token, self)
         return tok
 
     # -- firing (any thread) ------------------------------------------------------------
@@ -367,7 +398,7 @@ class Operation:
 
         Thread-safety: any thread.  Notifications run outside the lock.
         """
-        with _LOCK:
+        with _DECIDING:
             if self._fired is not None or self._state == DONE:
                 return False
             self._store_event(event)
@@ -415,7 +446,7 @@ class Operation:
         return True
 
     def _cancel_scope(self) -> None:
-        scope = self._scope
+        scope = self._scope  # kept after exit: a hop that lands late finds the state DONE
         if scope is not None and self._state == RUNNING:
             scope.cancel()
 
@@ -430,7 +461,7 @@ class Operation:
 
         Thread-safety: any thread.
         """
-        with _LOCK:
+        with _DECIDING:
             if self._state == DONE or self._failure is not None:
                 return
             self._failure = exc
@@ -555,30 +586,36 @@ class Operation:
 
     # -- entering -------------------------------------------------------------------------
 
-    def _start(self) -> LoopHandle:
-        """Start running: capture the loop, compute the deadlines (own and effective), set the
-        status.  Shared by ``__aenter__`` and detached streams."""
-        handle = self._handle = capture()
+    def _start(self, handle: LoopHandle) -> float:
+        """Start running on ``handle``'s loop: compute the deadlines (own and effective) and
+        set the status.  Returns the effective deadline.  Shared by ``__aenter__`` and
+        detached streams."""
+        self._handle = handle
         self._state = RUNNING
         self._start_ts = _now()
-        seconds = self._timeout
-        if self._sources:
-            plan = self._plan
-            if plan is None:
-                plan = self._plan = compile_plan(self._sources)
-            if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
-                seconds = plan.timeout.timeout_seconds
-        deadline = handle.now() + seconds if seconds != _INF else _INF
-        self._own_deadline = deadline
-        parent = self._parent
-        if parent is not None and not self._shielded and parent._state == RUNNING and parent._deadline < deadline:
-            deadline = parent._deadline
-        self._deadline = deadline
-        self._status = OperationStatus.SHIELDED if self._shielded else OperationStatus.RUNNING
-        if self._ctx is not None or _LOCK.locked():
+        deadline = _INF
+        if self._timeout != _INF or self._sources or self._parent is not None:
+            seconds = self._timeout
+            if self._sources:
+                plan = self._plan
+                if plan is None:
+                    plan = self._plan = compile_plan(self._sources)
+                if plan.timeout is not None and plan.timeout.timeout_seconds < seconds:
+                    seconds = plan.timeout.timeout_seconds
+            if seconds != _INF:
+                deadline = self._own_deadline = handle.now() + seconds
+            parent = self._parent
+            if parent is not None and not self._shielded and parent._state == RUNNING and parent._deadline < deadline:
+                deadline = parent._deadline
+            self._deadline = deadline
+        if self._shielded:
+            self._status = OperationStatus.SHIELDED
+        else:
+            self._status = _RUNNING
+        if self._ctx is not None:
             with _LOCK:
                 self._sync_record()
-        return handle
+        return deadline
 
     def _arm(self, host: Any) -> None:
         """Listen to the parent, the tokens and the sources, and arm the sources."""
@@ -587,19 +624,9 @@ class Operation:
             parent._adopt(self)
         tok = self._token
         if tok is not None:
-            if tok.is_cancelled and not self._own_token:
-                self._fire(
-                    CancelEvent(
-                        tok.reason or CancelationReason.MANUAL,
-                        f"token {tok.id[:8]} was already cancelled before the operation started"
-                        + (f": {tok.message}" if tok.message else ""),
-                        tok,
-                    )
-                )
-            else:
-                tok._listen(self._on_token)
+            self._listen_token(tok)
         for extra in self._tokens:
-            extra._listen(self._on_token)
+            extra._listen(self._on_token, self)
         plan = self._plan
         if plan is not None and plan.triggers:
             stops = self._disarms = []
@@ -609,6 +636,19 @@ class Operation:
                 stop = src.arm(host)
                 if stop is not None:
                     stops.append(stop)
+
+    def _listen_token(self, tok: CancelationToken) -> None:
+        if tok.is_cancelled and not self._own_token:
+            self._fire(
+                CancelEvent(
+                    tok.reason or CancelationReason.MANUAL,
+                    f"token {tok.id[:8]} was already cancelled before the operation started"
+                    + (f": {tok.message}" if tok.message else ""),
+                    tok,
+                )
+            )
+        else:
+            tok._listen(self._on_token, self)
 
     def _disarm_all(self) -> None:
         """Stop listening to every token and source and disarm the sources; never raises."""
@@ -627,19 +667,30 @@ class Operation:
                     logger.exception("cancelable_rx: disarming a source failed (%r)", stop)
         tok = self._token
         if tok is not None:
-            tok._unlisten(self._on_token)
+            tok._unlisten(self)
         for extra in self._tokens:
-            extra._unlisten(self._on_token)
+            extra._unlisten(self)
 
     async def __aenter__(self) -> Self:
         if self._state != PENDING:
             raise RuntimeError(
                 f"{self!r} has already been entered; an operation runs once, create a new one for each run"
             )
-        handle = self._start()
+        last = LAST[0]  # capture() inlined for the asyncio hot path
+        handle = last[1] if last[0] is get_running_loop() else None
+        if handle is None:
+            handle = capture()
+        if self._timeout == _INF and not self._sources and self._parent is None and self._ctx is None:
+            # _start(), inlined for an operation without deadlines (the hot path)
+            self._handle = handle
+            self._state = RUNNING
+            self._start_ts = _now()
+            self._status = OperationStatus.SHIELDED if self._shielded else _RUNNING
+            scope = self._scope = handle.scope_cls()
+        else:
+            scope = self._scope = handle.scope_cls(deadline=self._start(handle))
         self._cv = current.set(self)
-        scope = self._scope = handle.scope_cls(deadline=self._deadline)
-        if self._parent is not None or self._token is not None or self._tokens or self._sources:
+        if self._parent is not None or self._sources:
             self._listening = True
             try:
                 plan = self._plan
@@ -662,6 +713,14 @@ class Operation:
                 raise
         else:
             scope.__enter__()
+            tok = self._token
+            if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
+                if tok.is_cancelled:
+                    self._listen_token(tok)
+                else:
+                    tok._listen(self._on_token, self)
+            for extra in self._tokens:
+                extra._listen(self._on_token, self)
         if self._fired is not None or self._failure is not None:  # cancelled before or while arming
             if self._fired is not None:
                 self._status = _CANCELLED
@@ -678,8 +737,7 @@ class Operation:
 
     async def _teardown(self) -> None:
         """Undo what entering did, in reverse; never raises."""
-        if self._listening:
-            self._disarm_all()
+        self._disarm_all()
         tg = self._tg
         if tg is not None:
             self._tg = None
@@ -703,19 +761,26 @@ class Operation:
     def _seal(self) -> None:
         """No event can be recorded after this: the outcome is decided on what is recorded now.
 
-        ``_record`` checks the state under ``_LOCK``; a thread that is inside that section
-        now (it read ``RUNNING``) finishes first: waiting for the lock when it is held closes
-        the window without taking the lock on the common path.
+        ``_record`` and ``_fail`` read the state inside a ``_DECIDING`` section, which counts
+        itself in ``_deciding`` before it reads.  The seal writes ``DONE``, then reads the
+        count: a thread that entered a section before that read is waited for (it may have
+        read ``RUNNING``); one that enters after it reads ``DONE`` and records nothing.  The
+        common path takes no lock (the interpreter orders these reads and writes).
         """
         self._state = DONE
-        if _LOCK.locked():
+        if _deciding:
             _await_lock()
 
     def _finish(self, status: OperationStatus) -> None:
         """Record the final status and the end; notify the parent and the registry."""
-        self._end_ts = _now()
         self._status = status
-        if self._ctx is not None or _LOCK.locked():
+        self._end_ts = _now()
+        self._ended()
+
+    def _ended(self) -> None:
+        """After the final status and end time are written: sync the record, tell the parent
+        and the registry."""
+        if self._ctx is not None:  # a record built meanwhile re-syncs itself (see `context`)
             with _LOCK:
                 self._sync_record()
         parent = self._parent
@@ -748,7 +813,6 @@ class Operation:
             raise RuntimeError(
                 f"{self!r} was not entered: __aexit__ without a matching __aenter__; use `async with op:`"
             )
-        self._scope = None
         raised: BaseException | None = None
         try:
             # trio's scope returns True for a clean exit too: only an exception is "swallowed".
@@ -763,19 +827,26 @@ class Operation:
         else:
             if self._listening:
                 self._disarm_all()
+            else:
+                if self._token is not None:
+                    self._token._unlisten(self)
+                for extra in self._tokens:
+                    extra._unlisten(self)
             cv = self._cv  # inlined from _teardown: this is the hot path
             if cv is not None:
-                self._cv = None
                 try:
                     current.reset(cv)
                 except ValueError:  # exited in another context (e.g. a finalised generator)
                     pass
         # The seal (inlined from _seal: the hot path).
         self._state = DONE
-        if _LOCK.locked():
+        if _deciding:
             _await_lock()
         if exc_type is None and self._fired is None and self._failure is None and cleanup is None:
-            self._finish(_COMPLETED)
+            self._status = _COMPLETED  # _finish(COMPLETED), inlined: the hot path
+            self._end_ts = _now()
+            if self._ctx is not None or self._parent is not None or self._registry is not None:
+                self._ended()
             hooks = self._hooks
             if hooks is not None and hooks.has("complete"):
                 await hooks.trigger("complete", self.context)
@@ -895,7 +966,8 @@ class Operation:
         each fetch only (`_fetch_detached`), and background work runs as loop tasks."""
         if self._state != PENDING:
             raise RuntimeError(f"{self!r} has already been entered; an operation runs once")
-        handle = self._start()
+        handle = capture()
+        self._start(handle)
         self._listening = True
         host = None
         if self._plan is not None:

@@ -46,7 +46,7 @@ class CancelationToken(BaseModel):
 
     if TYPE_CHECKING:  # runtime state lives in __slots__, invisible to pydantic
         _lock: threading.Lock
-        _listeners: dict[Listener, None]
+        _listeners: dict[object, Listener]
         _callbacks: list[tuple[TokenCallback, LoopHandle | None]]
 
     id: str = Field(default_factory=new_id)
@@ -75,17 +75,26 @@ class CancelationToken(BaseModel):
 
     # -- listening (internal, used by operations and links) -------------------------
 
-    def _listen(self, fn: Listener) -> None:
-        """Call ``fn(self)`` on cancel, or at once if already cancelled."""
-        with self._lock:
-            if not self.is_cancelled:
-                self._listeners[fn] = None
-                return
-        fn(self)
+    def _listen(self, fn: Listener, key: object = None) -> None:
+        """Call ``fn(self)`` on cancel, or at once if already cancelled.  ``key`` (``fn``
+        itself by default) is what `_unlisten` is given; an operation uses itself.
 
-    def _unlisten(self, fn: Listener) -> None:
-        with self._lock:
-            self._listeners.pop(fn, None)
+        Thread-safety: lock-free.  ``_set`` sets the flag, then snapshots the listeners; this
+        adds the listener, then reads the flag, so at least one of them calls ``fn`` (the
+        interpreter orders these steps).  In a race both may: listeners must be idempotent
+        (every listener in the package is: first-event-wins firing, events, links).
+        """
+        if key is None:
+            key = fn
+        self._listeners[key] = fn
+        if self.is_cancelled:
+            self._listeners.pop(key, None)
+            fn(self)
+
+    def _unlisten(self, key: object) -> None:
+        """Stop calling the listener added under ``key``.  Thread-safe without the lock: one
+        dict operation (``_set`` snapshots and clears under the lock)."""
+        self._listeners.pop(key, None)
 
     def _set(self, reason: CancelationReason, message: str | None) -> list[tuple[TokenCallback, LoopHandle | None]] | None:
         """Flip the flag; notify listeners; return the callbacks still to run (or None)."""
@@ -97,7 +106,7 @@ class CancelationToken(BaseModel):
             d["message"] = message
             d["cancelled_at"] = datetime.now(UTC)
             d["is_cancelled"] = True
-            listeners = tuple(self._listeners)
+            listeners = tuple(self._listeners.values())
             self._listeners.clear()
             callbacks = self._callbacks
             if callbacks:
