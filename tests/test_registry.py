@@ -18,7 +18,6 @@ from cancelable_rx import (
     ManualCancelation,
     OperationRegistry,
     OperationStatus,
-    ThreadSafeRegistry,
 )
 
 pytestmark = pytest.mark.anyio
@@ -130,7 +129,7 @@ async def test_cancel_operation_unknown_and_known(registry: OperationRegistry) -
             await anyio.sleep(1)
 
 
-@pytest.mark.parametrize("how", ["cancel_operation_sync", "cancel_all_sync", "facade"])
+@pytest.mark.parametrize("how", ["cancel_operation_sync", "cancel_all_sync"])  # the facade: test_bridge.py
 async def test_sync_cancel_from_plain_thread(registry: OperationRegistry, how: str) -> None:
     entered = threading.Event()
 
@@ -138,10 +137,8 @@ async def test_sync_cancel_from_plain_thread(registry: OperationRegistry, how: s
         entered.wait(5)
         if how == "cancel_operation_sync":
             registry.cancel_operation_sync(op_id, CancelationReason.MANUAL, "thread")
-        elif how == "cancel_all_sync":
-            registry.cancel_all_sync(message="thread")
         else:
-            ThreadSafeRegistry.get_instance().cancel_operation(op_id, message="thread")
+            registry.cancel_all_sync(message="thread")
 
     with anyio.fail_after(5), pytest.raises(ManualCancelation, match="thread"):
         async with Cancelable(register_globally=True) as op:
@@ -159,14 +156,12 @@ async def test_sync_reads_from_thread(registry: OperationRegistry) -> None:
         out["op"] = registry.get_operation_sync(op_id)
         out["list"] = registry.list_operations_sync()
         out["stats"] = registry.get_statistics_sync()
-        out["facade"] = ThreadSafeRegistry().list_operations(name_pattern="reader")
 
     async with Cancelable(name="reader-op", register_globally=True) as op:
         await anyio.to_thread.run_sync(reader, op.id)
     assert out["op"] is op
     assert [c.id for c in out["list"]] == [op.id]  # type: ignore[attr-defined]
     assert out["stats"]["active_operations"] == 1  # type: ignore[index]
-    assert len(out["facade"]) == 1  # type: ignore[arg-type]
     assert registry.get_history_sync(limit=1)[0].id == op.id
 
 
@@ -185,21 +180,6 @@ async def test_history_is_bounded_and_filtered(registry: OperationRegistry) -> N
         assert len(await registry.get_history(since=datetime.now(UTC) - timedelta(hours=1))) == 5
     finally:
         registry.max_history = 1000
-
-
-async def test_bad_query_arguments(registry: OperationRegistry) -> None:
-    with pytest.raises(ValueError, match="`limit` must be an int >= 0.*-1"):
-        await registry.get_history(limit=-1)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        await registry.get_history(since=datetime.now())  # noqa: DTZ005 - the point of the test
-    with pytest.raises(TypeError, match="`name_pattern` must be a str"):
-        await registry.list_operations(name_pattern=3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="`status` must be an OperationStatus"):
-        await registry.list_operations(status="running")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="Cancelable"):
-        await registry.register("op")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="max_history"):
-        OperationRegistry(max_history=-2)
 
 
 async def test_cleanup_completed(registry: OperationRegistry) -> None:

@@ -47,6 +47,8 @@ def test_cancel_sync_forms() -> None:
 
 
 def test_bad_reason_is_a_clear_error() -> None:
+    # Kept: the "token reason" row of test_checks.py checks neither the fix (message=) on
+    # the token's path nor that the rejected call leaves the token uncancelled.
     token = CancelationToken()
     with pytest.raises(ValueError, match=r"`reason` must be a CancelationReason.*'stop now'.*message="):
         token.cancel_sync("stop now")  # type: ignore[arg-type]
@@ -169,12 +171,6 @@ async def test_register_callback_runs_on_loop_after_cancel_sync_from_thread() ->
     assert ran_in == [threading.get_ident()]
 
 
-def test_register_callback_rejects_non_callable() -> None:
-    token = CancelationToken()
-    with pytest.raises(TypeError, match="callable"):
-        anyio.run(token.register_callback, 42)  # type: ignore[arg-type]
-
-
 async def test_link_preserves_reason_or_uses_parent() -> None:
     source_a, source_b = CancelationToken(), CancelationToken()
     keep, parent_style = LinkedCancelationToken(), LinkedCancelationToken()
@@ -186,12 +182,9 @@ async def test_link_preserves_reason_or_uses_parent() -> None:
     assert parent_style.reason is CancelationReason.PARENT
 
 
-async def test_link_errors_and_unlink() -> None:
+async def test_unlink_all_detaches_from_every_source() -> None:
+    # Linking to a non-token or to itself: rows of test_checks.py ("link type", "link self").
     linked = LinkedCancelationToken()
-    with pytest.raises(TypeError, match="CancelationToken"):
-        await linked.link("nope")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="itself"):
-        await linked.link(linked)
     other = CancelationToken()
     await linked.link(other)
     assert other.listener_count == 1

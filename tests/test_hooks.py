@@ -1,0 +1,130 @@
+"""Callbacks and progress (``_hooks.py``): lifecycle callbacks, progress callbacks,
+``report_progress``, the progress observable, and the isolation of failing callbacks; on
+asyncio and trio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from cancelable_rx import Cancelable, TimeoutCancelation
+
+pytestmark = pytest.mark.anyio
+
+
+class Source:
+    """A real async generator source that records whether it was closed."""
+
+    def __init__(self, n: int, delay: float = 0.0) -> None:
+        self.n, self.delay, self.closed, self.produced = n, delay, False, 0
+
+    async def gen(self) -> AsyncIterator[int]:
+        try:
+            for i in range(self.n):
+                if self.delay:
+                    await anyio.sleep(self.delay)
+                self.produced += 1
+                yield i
+        finally:
+            self.closed = True
+
+
+# -- lifecycle callbacks -----------------------------------------------------------------------
+
+
+async def test_lifecycle_callbacks_sync_and_async() -> None:
+    events: list[str] = []
+
+    async def on_complete(ctx: object) -> None:
+        events.append("complete")
+
+    op = Cancelable(name="cb").on_start(lambda ctx: events.append(f"start:{ctx.status.value}"))
+    op.on_complete(on_complete).on_cancel(lambda ctx: events.append("cancel"))
+    async with op:
+        pass
+    assert events == ["start:running", "complete"]
+
+    events.clear()
+    errored = Cancelable().on_error(lambda ctx, err: events.append(f"error:{err}"))
+    with pytest.raises(KeyError):
+        async with errored:
+            raise KeyError("k")
+    assert events == ["error:'k'"]
+
+    events.clear()
+    cancelled = Cancelable.with_timeout(0.01).on_cancel(lambda ctx: events.append(ctx.cancel_reason.value))
+    with pytest.raises(TimeoutCancelation):
+        async with cancelled:
+            await anyio.sleep(1)
+    assert events == ["timeout"]
+
+
+async def test_failing_callback_never_breaks_operation(caplog: pytest.LogCaptureFixture) -> None:
+    def bad(ctx: object) -> None:
+        raise RuntimeError("cb exploded")
+
+    async with Cancelable().on_start(bad).on_complete(bad) as op:
+        pass
+    assert op.is_completed
+    assert "cb exploded" in caplog.text
+
+
+@pytest.mark.parametrize("bad", [None, "x", 3])
+def test_on_complete_and_on_cancel_must_be_callable(bad: object) -> None:
+    # on_start, on_error and on_progress are rows of test_checks.py.
+    op = Cancelable()
+    for register in (op.on_complete, op.on_cancel):
+        with pytest.raises(TypeError, match="must be callable"):
+            register(bad)  # type: ignore[arg-type]
+
+
+# -- progress: report_progress, callbacks, the observable --------------------------------------
+
+
+async def test_progress_callbacks_and_observable() -> None:
+    got: list[tuple[str, object, object]] = []
+    events: list[object] = []
+
+    async def async_cb(op_id: str, message: object, meta: object) -> None:
+        got.append((op_id, message, meta))
+
+    async with Cancelable(operation_id="p1").on_progress(async_cb) as op:
+        sub = op.progress.subscribe(events.append)
+        await op.report_progress("half", {"pct": 50})
+        sub.dispose()
+        await op.report_progress("done")
+    assert got == [("p1", "half", {"pct": 50}), ("p1", "done", None)]
+    assert len(events) == 1 and events[0].message == "half"  # type: ignore[attr-defined]
+
+
+async def test_failing_progress_subscriber_is_isolated(caplog: pytest.LogCaptureFixture) -> None:
+    def bad(event: object) -> None:
+        raise RuntimeError("subscriber blew up")
+
+    with caplog.at_level(logging.ERROR, logger="cancelable_rx"):
+        async with Cancelable().on_progress(lambda *a: 1 / 0) as op:
+            op.progress.subscribe(bad)
+            got = [x async for x in op.stream(Source(20).gen(), report_interval=5)]
+    assert got == list(range(20))
+    assert "subscriber blew up" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+async def test_progress_async_iterator_view() -> None:
+    async with Cancelable() as op:
+        view = op.progress.aiter(maxsize=2)
+        async for _ in op.stream(Source(50).gen(), report_interval=10):
+            pass
+        await view.aclose()
+        got = [e async for e in view]
+    assert got == []  # closed view ends
+    async with Cancelable() as op2:
+        view2 = op2.progress.aiter(maxsize=2)
+        async for _ in op2.stream(Source(50).gen(), report_interval=10):
+            pass
+        first = await view2.__anext__()
+        second = await view2.__anext__()
+        await view2.aclose()
+    assert (first.count, second.count) == (40, 50) and view2.dropped == 3

@@ -1,0 +1,322 @@
+"""The operation engine (``_operation.py``): entering and leaving, outcomes and typed errors,
+first-source-wins, deadlines, parents and children, cancelling from threads, the record and
+the cancellation observable; on asyncio and trio."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationError,
+    CancelationReason,
+    CancelationToken,
+    CancelEvent,
+    ManualCancelation,
+    OperationStatus,
+    ParentCancelation,
+    TimeoutCancelation,
+    current_operation,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+# -- entering, leaving and the record -------------------------------------------------------
+
+
+async def test_bare_operation_completes() -> None:
+    async with Cancelable(name="job", metadata={"k": 1}) as op:
+        assert op.is_running and op.status is OperationStatus.RUNNING
+        assert current_operation() is op
+    assert current_operation() is None
+    assert op.is_completed and not op.is_cancelled
+    ctx = op.context
+    assert ctx.status is OperationStatus.COMPLETED and ctx.name == "job" and ctx.metadata == {"k": 1}
+    assert ctx.end_time is not None and ctx.end_time >= ctx.start_time
+    assert ctx.cancel_reason is None
+
+
+async def test_cannot_enter_twice() -> None:
+    op = Cancelable(name="once")
+    async with op:
+        pass
+    with pytest.raises(RuntimeError, match="already been entered"):
+        async with op:
+            pass  # pragma: no cover
+
+
+async def test_failure_is_recorded_and_propagates() -> None:
+    with pytest.raises(ValueError, match="boom"):
+        async with Cancelable() as op:
+            raise ValueError("boom")
+    assert op.status is OperationStatus.FAILED and op.context.error == "ValueError: boom"
+
+
+async def test_body_error_with_task_group_is_not_wrapped() -> None:
+    polled = anyio.Event()
+
+    def never() -> bool:
+        polled.set()
+        return False
+
+    with anyio.fail_after(5), pytest.raises(ValueError, match="plain"):
+        async with Cancelable.with_condition(never, 0.01):
+            await polled.wait()  # the condition's poller runs in the operation's task group
+            raise ValueError("plain")
+
+
+# -- outcomes and typed errors --------------------------------------------------------------
+
+
+async def test_timeout_raises_typed_error_chained_from_backend_cancel() -> None:
+    with pytest.raises(TimeoutCancelation) as info:
+        async with Cancelable.with_timeout(0.05) as op:
+            await anyio.sleep(5)
+    err = info.value
+    assert err.reason is CancelationReason.TIMEOUT and err.timeout_seconds == 0.05
+    assert isinstance(err.__cause__, anyio.get_cancelled_exc_class())
+    assert err.context is not None and err.context.id == op.id
+    assert err.context.status is OperationStatus.CANCELLED
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+
+
+async def test_suppress_cancelation_swallows_own_cancel() -> None:
+    async with Cancelable.with_timeout(0.02, suppress_cancelation=True) as op:
+        await anyio.sleep(5)
+    assert op.is_cancelled and op.cancel_reason is CancelationReason.TIMEOUT
+    assert op.context.cancel_message == "Operation timed out after 0.02s"
+
+
+async def test_enclosing_cancellation_propagates_untouched() -> None:
+    with anyio.move_on_after(0.05) as outer:
+        async with Cancelable.with_timeout(10) as op:
+            await anyio.sleep(5)
+    assert outer.cancelled_caught  # the backend exception reached the enclosing scope
+    assert op.status is OperationStatus.CANCELLED
+    assert op.cancel_reason is CancelationReason.PARENT  # not labelled as its own TIMEOUT
+
+
+async def test_enclosing_cancellation_is_not_converted_even_with_suppress() -> None:
+    with anyio.CancelScope() as outer:
+        async with Cancelable(suppress_cancelation=True):
+            outer.cancel()
+            await anyio.sleep(5)
+        pytest.fail("the enclosing cancellation must not be swallowed")  # pragma: no cover
+    assert outer.cancelled_caught
+
+
+async def test_first_source_wins() -> None:
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable.with_timeout(0.05).combine(Cancelable.with_token(token)) as op:
+            await token.cancel(message="first")
+            await anyio.sleep(0.2)  # the deadline passes before exit; the token still wins
+    assert op.cancel_reason is CancelationReason.MANUAL and op.cancel_message == "first"
+
+
+# -- cancelling and is_cancelled --------------------------------------------------------------
+
+
+async def test_cancel_inside_block_state_is_visible_at_once() -> None:
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            await op.cancel(message="now")
+            assert op.is_cancelled
+            assert op.status is OperationStatus.CANCELLED
+            assert op.context.cancel_reason is CancelationReason.MANUAL
+            assert op.context.end_time is None
+            await anyio.sleep(1)
+            pytest.fail("the next checkpoint must be cancelled")  # pragma: no cover
+    assert op.is_cancelled and op.status is OperationStatus.CANCELLED
+    assert op.context.end_time is not None
+
+
+async def test_timeout_visible_in_block_before_checkpoint() -> None:
+    async with Cancelable.with_timeout(0.01, suppress_cancelation=True) as op:
+        import time
+
+        time.sleep(0.03)  # no checkpoint: the deadline has passed unnoticed by the loop
+        assert op.is_cancelled and op.cancel_reason is CancelationReason.TIMEOUT
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_cancel_without_later_checkpoint_still_raises() -> None:
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            await op.cancel()
+    assert op.status is OperationStatus.CANCELLED
+
+
+async def test_cancel_before_enter_cancels_at_once() -> None:
+    op = Cancelable()
+    await op.cancel(message="early")
+    with pytest.raises(ManualCancelation, match="early"):
+        async with op:
+            await anyio.sleep(1)
+
+
+async def test_already_cancelled_token_is_a_clear_error() -> None:
+    token = CancelationToken()
+    await token.cancel(message="done earlier")
+    with pytest.raises(ManualCancelation, match=r"already cancelled before the operation started: done earlier"):
+        async with Cancelable.with_token(token):
+            await anyio.sleep(1)
+
+
+async def test_check_cancelation_outside_block_raises_typed() -> None:
+    op = Cancelable()
+    await op.cancel(CancelationReason.MANUAL, "x")
+    with pytest.raises(ManualCancelation):
+        await op.check_cancelation()
+
+
+# -- cancelling from other threads ---------------------------------------------------------------
+
+
+async def test_cancel_sync_from_plain_thread() -> None:
+    op = Cancelable()
+    entered = threading.Event()
+
+    def canceller() -> None:
+        entered.wait(5)
+        op.cancel_sync(message="thread says stop")
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    with anyio.fail_after(5), pytest.raises(ManualCancelation, match="thread says stop"):
+        async with op:
+            entered.set()
+            await anyio.sleep_forever()
+    thread.join(5)
+
+
+async def test_token_cancel_sync_positional_from_thread() -> None:
+    token = CancelationToken()
+    entered = threading.Event()
+
+    def canceller() -> None:
+        entered.wait(5)
+        token.cancel_sync(CancelationReason.MANUAL, "positional")
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    with anyio.fail_after(5), pytest.raises(ManualCancelation, match="positional"):
+        async with Cancelable.with_token(token):
+            entered.set()
+            await anyio.sleep_forever()
+    thread.join(5)
+
+
+# -- parents and children -----------------------------------------------------------------------
+
+
+async def test_parent_cancel_reaches_child_in_other_task() -> None:
+    parent = Cancelable(name="parent", suppress_cancelation=True)
+    parent_entered, child_ready = anyio.Event(), anyio.Event()
+    child_error: list[BaseException] = []
+
+    async def parent_task() -> None:
+        async with parent:
+            parent_entered.set()
+            await anyio.sleep_forever()
+
+    async def child_task() -> None:
+        # Runs in its own task, outside the parent's cancel scope: only the
+        # parent -> child link can stop it.
+        await parent_entered.wait()
+        try:
+            async with Cancelable(name="child", parent=parent):
+                child_ready.set()
+                await anyio.sleep_forever()
+        except CancelationError as err:
+            child_error.append(err)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(parent_task)
+            tg.start_soon(child_task)
+            await child_ready.wait()
+            await parent.cancel(message="stop all")
+    assert parent.is_cancelled
+    assert len(child_error) == 1
+    err = child_error[0]
+    assert isinstance(err, ParentCancelation)
+    assert err.parent_id == parent.id and err.parent_reason is CancelationReason.MANUAL
+
+
+async def test_cancel_without_propagation_spares_other_task_children() -> None:
+    parent = Cancelable(name="parent", suppress_cancelation=True)
+    parent_entered, child_ready, parent_cancelled = anyio.Event(), anyio.Event(), anyio.Event()
+    child_done: list[bool] = []
+
+    async def parent_task() -> None:
+        async with parent:
+            parent_entered.set()
+            await anyio.sleep_forever()
+
+    async def child_task() -> None:
+        await parent_entered.wait()
+        async with Cancelable(parent=parent) as child:
+            child_ready.set()
+            await parent_cancelled.wait()  # still running when the parent has been cancelled
+        child_done.append(child.is_completed)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(parent_task)
+            tg.start_soon(child_task)
+            await child_ready.wait()
+            await parent.cancel(propagate_to_children=False)
+            parent_cancelled.set()
+    assert child_done == [True]
+
+
+async def test_parent_timeout_reaches_child_in_other_task() -> None:
+    child_error: list[BaseException] = []
+
+    async def child_task(parent: Cancelable, ready: anyio.Event) -> None:
+        try:
+            async with Cancelable(name="child", parent=parent):
+                ready.set()
+                await anyio.sleep_forever()
+        except CancelationError as err:
+            child_error.append(err)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            ready = anyio.Event()
+            with pytest.raises(TimeoutCancelation):
+                async with Cancelable.with_timeout(0.05, name="parent") as parent:
+                    tg.start_soon(child_task, parent, ready)
+                    await ready.wait()
+                    await anyio.sleep(5)
+    assert len(child_error) == 1 and isinstance(child_error[0], ParentCancelation)
+    assert child_error[0].parent_reason is CancelationReason.TIMEOUT
+
+
+async def test_nested_child_in_same_task_lets_parent_raise() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as parent:
+            async with Cancelable(parent=parent) as child:
+                await anyio.sleep(5)
+    assert child.status is OperationStatus.CANCELLED
+    assert child.cancel_reason is CancelationReason.PARENT
+    assert child.context.parent_id == parent.id and child.id in parent.context.child_ids
+
+
+# -- the cancellation observable ----------------------------------------------------------------
+
+
+async def test_operation_cancellation_is_a_hot_observable() -> None:
+    op = Cancelable.with_timeout(0.02, suppress_cancelation=True)
+    early: list[CancelEvent] = []
+    op.cancellation.subscribe(early.append)
+    async with op:
+        await anyio.sleep(1)
+    late: list[CancelEvent] = []
+    op.cancellation.subscribe(late.append)  # replayed to a late subscriber
+    assert len(early) == 1 and early == late and early[0].reason is CancelationReason.TIMEOUT

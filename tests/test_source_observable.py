@@ -1,0 +1,53 @@
+"""ObservableSource (``sources/observable.py``): any reactivex Observable as a source; on
+asyncio and trio."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+import reactivex
+from reactivex.subject import Subject
+
+from cancelable_rx import Cancelable, CancelationError, CancelationReason
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_observable_source_first_item_cancels_from_another_thread() -> None:
+    subject: Subject[int] = Subject()
+    entered = threading.Event()
+
+    def emitter() -> None:
+        entered.wait(5)
+        subject.on_next(42)
+
+    thread = threading.Thread(target=emitter)
+    thread.start()
+    with anyio.fail_after(5), pytest.raises(CancelationError) as info:
+        async with Cancelable.with_observable(subject, CancelationReason.CONDITION, "quota hit"):
+            entered.set()
+            await anyio.sleep_forever()
+    thread.join(5)
+    assert info.value.reason is CancelationReason.CONDITION and info.value.message == "quota hit"
+
+
+async def test_observable_error_cancels_with_error_reason() -> None:
+    with pytest.raises(CancelationError) as info:
+        async with Cancelable.with_observable(reactivex.throw(RuntimeError("feed died"))):
+            await anyio.sleep(5)
+    assert info.value.reason is CancelationReason.ERROR and "feed died" in info.value.message
+
+
+async def test_observable_subscription_is_disposed_at_exit() -> None:
+    subject: Subject[int] = Subject()
+    async with Cancelable().add_source(subject):
+        assert len(subject.observers) == 1
+    assert subject.observers == []
+
+
+async def test_completing_without_an_item_never_fires() -> None:
+    async with Cancelable.with_observable(reactivex.empty()) as op:
+        await anyio.lowlevel.checkpoint()
+    assert op.is_completed and op.cancel_reason is None

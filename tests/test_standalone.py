@@ -1,0 +1,99 @@
+"""``cancelable_stream`` (``_standalone.py``) and the detached streams behind it: no
+``async with``, a scope around each fetch; on asyncio and trio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationReason,
+    CancelationToken,
+    ConditionCancelation,
+    ManualCancelation,
+    OperationStatus,
+    TimeoutCancelation,
+    cancelable_stream,
+)
+from cancelable_rx.streaming import CancelableStream
+from cancelable_rx.streaming._iterator import FusedIterator
+
+pytestmark = pytest.mark.anyio
+
+
+class Source:
+    """A real async generator source that records whether it was closed (and sets
+    ``fetching``, if given, each time it starts producing an item)."""
+
+    def __init__(self, n: int, delay: float = 0.0, fetching: anyio.Event | None = None) -> None:
+        self.n, self.delay, self.closed, self.produced = n, delay, False, 0
+        self.fetching = fetching
+
+    async def gen(self) -> AsyncIterator[int]:
+        try:
+            for i in range(self.n):
+                if self.fetching is not None:
+                    self.fetching.set()
+                if self.delay:
+                    await anyio.sleep(self.delay)
+                self.produced += 1
+                yield i
+        finally:
+            self.closed = True
+
+
+async def test_cancelable_stream_helper_timeout() -> None:
+    src = Source(1000, delay=0.01)
+    s = cancelable_stream(src.gen(), timeout=0.1, buffer_partial=True)
+    seen = 0
+    with pytest.raises(TimeoutCancelation):
+        async for _ in s:
+            seen += 1
+    op = s.operation
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+    assert op.partial_result.count == seen
+    assert src.closed  # the cancellation reached the generator and ended it
+    await s.aclose()  # idempotent
+
+
+async def test_cancelable_stream_helper_token_interrupts_pending_fetch() -> None:
+    token = CancelationToken()
+    counts: list[tuple[int, int]] = []
+    fetching = anyio.Event()
+
+    async def cancel_once_fetching() -> None:
+        await fetching.wait()  # the consumer is waiting in the source's 10 s fetch
+        await token.cancel(message="stop feed")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once_fetching)
+            s = cancelable_stream(Source(10, delay=10, fetching=fetching).gen(), token=token, report_interval=1,
+                                  on_progress=lambda n, item: counts.append((n, item)))
+            with pytest.raises(ManualCancelation, match="stop feed"):
+                async with aclosing(s):
+                    async for _ in s:
+                        pass  # pragma: no cover
+    assert counts == []
+
+
+async def test_cancelable_stream_helper_completes_and_reports() -> None:
+    counts: list[int] = []
+    s = cancelable_stream(Source(6).gen(), report_interval=2, on_progress=lambda n, item: counts.append(n))
+    assert [x async for x in s] == list(range(6))
+    assert counts == [2, 4, 6] and s.operation.status is OperationStatus.COMPLETED
+
+
+async def test_detached_stream_polls_conditions_in_the_background() -> None:
+    stop = anyio.Event()
+    op = Cancelable.with_condition(stop.is_set, 0.005)
+    s = CancelableStream(FusedIterator(op, Source(10_000, 0.001).gen(), None, False, detached=True))
+    with anyio.fail_after(5), pytest.raises(ConditionCancelation):
+        async for i in s:
+            if i == 3:
+                stop.set()
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.CONDITION
