@@ -2,8 +2,8 @@
 
 cancelable_rx never needs a bridge: operations and tokens capture their own loop and
 ``cancel_sync`` works from any thread with nothing started.  These names keep existing
-code working: :class:`AnyioBridge` schedules arbitrary callbacks from threads onto the
-loop that started it, and :class:`ThreadSafeRegistry` is a synchronous facade over the
+code working: `AnyioBridge` schedules arbitrary callbacks from threads onto the
+loop that started it, and `ThreadSafeRegistry` is a synchronous facade over the
 registry.
 """
 
@@ -31,7 +31,7 @@ logger = logging.getLogger("cancelable_rx")
 
 
 class AnyioBridge:
-    """Run callbacks from any thread on the event loop that runs :meth:`start`.
+    """Run callbacks from any thread on the event loop that runs `start`.
 
     Start it in a task group (``tg.start_soon(bridge.start)``); it runs until cancelled.
     Callbacks submitted before it starts are queued (at most ``max_pending``; the oldest
@@ -96,12 +96,12 @@ class AnyioBridge:
 
 
 def call_soon_threadsafe(callback: Callable[..., Any], *args: Any) -> None:
-    """Schedule ``callback(*args)`` through the global :class:`AnyioBridge`."""
+    """Schedule ``callback(*args)`` through the global `AnyioBridge`."""
     AnyioBridge.get_instance().call_soon_threadsafe(callback, *args)
 
 
 class ThreadSafeRegistry:
-    """Synchronous, thread-safe facade over an :class:`OperationRegistry`."""
+    """Synchronous, thread-safe facade over an `OperationRegistry`."""
 
     _instance: ThreadSafeRegistry | None = None
 

@@ -42,8 +42,8 @@ class HasRecord(Protocol):
 class CancelationError(Exception):
     """Base class: an operation was cancelled.
 
-    Attributes: ``reason`` (:class:`CancelationReason`), ``message`` (str) and
-    ``context`` (the :class:`OperationContext` of the cancelled operation, or ``None``).
+    Attributes: ``reason`` (`CancelationReason`), ``message`` (str) and
+    ``context`` (the `OperationContext` of the cancelled operation, or ``None``).
     """
 
     _op: HasRecord | None = None

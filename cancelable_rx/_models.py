@@ -1,7 +1,7 @@
 """Data models: operation status, cancelation reasons, the operation record and events.
 
 ``OperationContext`` is the pydantic record users and the registry read.  A running
-:class:`~cancelable_rx.Cancelable` keeps its hot state in plain slots and builds this
+`Cancelable` keeps its hot state in plain slots and builds this
 record lazily, on first access, so an operation nobody inspects never pays for pydantic.
 """
 

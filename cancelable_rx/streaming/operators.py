@@ -92,7 +92,7 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
 
 @pipable_operator
 async def item_timeout(source: AsyncIterable[T], timeout: float | timedelta) -> AsyncIterator[T]:
-    """Raise :class:`TimeoutCancelation` if the source takes longer than ``timeout``
+    """Raise `TimeoutCancelation` if the source takes longer than ``timeout``
     seconds to produce any one item (time spent by the consumer does not count)."""
     seconds = check_timeout(timeout)
     async with streamcontext(source) as streamer:
@@ -109,7 +109,7 @@ async def item_timeout(source: AsyncIterable[T], timeout: float | timedelta) -> 
 
 @pipable_operator
 async def idle_timeout(source: AsyncIterable[T], timeout: float | timedelta) -> AsyncIterator[T]:
-    """Raise :class:`TimeoutCancelation` if more than ``timeout`` seconds pass between
+    """Raise `TimeoutCancelation` if more than ``timeout`` seconds pass between
     two items as seen by the pipeline (the consumer's time counts: a stalled pipeline
     is idle whichever side stalls)."""
     seconds = check_timeout(timeout)

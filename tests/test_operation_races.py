@@ -1,0 +1,243 @@
+"""Forced interleavings of the engine's cross-thread paths, on asyncio and trio.
+
+A trace hook pauses one side at each line of the library while the other side runs:
+
+* a thread calling ``cancel_sync()`` is paused at every line of the cancel path while the
+  loop leaves the block (and released when the loop has to wait for it);
+* the loop is paused at every line of the exit path while a thread cancels;
+* a thread building the record (``op.context``) is paused at every line of the build while
+  the loop finishes the operation.
+
+After each run every view of the outcome must agree: what leaving raised, ``status``,
+``is_cancelled``, ``cancel_reason``, the record and the registry's lifecycle event.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import CodeType, FrameType
+from typing import Any
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationReason,
+    LifecycleKind,
+    ManualCancelation,
+    OperationRegistry,
+    OperationStatus,
+)
+from cancelable_rx import _operation as engine
+
+pytestmark = pytest.mark.anyio
+
+Tracer = Callable[[FrameType, str, Any], Any]
+
+
+def _lines(*functions: Callable[..., Any]) -> list[tuple[CodeType, int]]:
+    found: list[tuple[CodeType, int]] = []
+    for fn in functions:
+        code = fn.__code__  # type: ignore[attr-defined]
+        for const in (code, *[c for c in code.co_consts if isinstance(c, CodeType)]):
+            found.extend((const, line) for line in sorted({ln for _, ln in dis.findlinestarts(const) if ln}))
+    return found
+
+
+def _pause_at(code: CodeType, line: int, on_reach: Callable[[], None]) -> Tracer:
+    """A tracer that calls ``on_reach()`` once, when ``line`` of ``code`` is about to run."""
+    done = False
+
+    def local(frame: FrameType, event: str, arg: Any) -> Tracer | None:
+        nonlocal done
+        if event == "line" and frame.f_lineno == line and not done:
+            done = True
+            on_reach()
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Tracer | None:
+        return local if frame.f_code is code and not done else None
+
+    return tracer
+
+
+# Functions in which the loop may wait for the engine's lock.
+_TAKES_THE_LOCK = {
+    f.__code__
+    for f in (
+        engine._await_lock, engine.Operation.context.fget, engine.Operation._ended,  # type: ignore[attr-defined]
+        engine.Operation._store_sealed, engine.Operation._record, engine.Operation._fail, engine._Deciding.__enter__,
+    )
+}
+
+
+def _release_when_the_loop_needs_the_lock(go: threading.Event) -> Tracer:
+    """A tracer for the loop thread: a thread paused while holding the engine's lock is
+    released as soon as the loop is about to wait for that lock (else the test would hang
+    where the real program only waits a moment)."""
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Tracer | None:
+        if event == "call" and frame.f_code in _TAKES_THE_LOCK:
+            go.set()
+        return None
+
+    return tracer
+
+
+class _Outcome:
+    def __init__(self) -> None:
+        self.events: list[LifecycleKind] = []
+
+    def check(self, op: Cancelable, raised: BaseException | None, body_error: bool) -> str:
+        ctx = op.context
+        views = (op.status, ctx.status, op.is_cancelled, ctx.is_cancelled, op.cancel_reason, ctx.cancel_reason)
+        final = [k for k in self.events if k in (LifecycleKind.COMPLETED, LifecycleKind.CANCELLED, LifecycleKind.FAILED)]
+        if raised is None:
+            assert not body_error
+            assert views == (OperationStatus.COMPLETED, OperationStatus.COMPLETED, False, False, None, None), views
+            assert final == [LifecycleKind.COMPLETED]
+            return "completed"
+        if isinstance(raised, ManualCancelation):  # with body_error: the cancel interrupted the body first
+            manual = CancelationReason.MANUAL
+            assert views == (OperationStatus.CANCELLED, OperationStatus.CANCELLED, True, True, manual, manual), views
+            assert final == [LifecycleKind.CANCELLED]
+            return "cancelled"
+        assert body_error and isinstance(raised, ValueError), raised
+        assert views[:4] == (OperationStatus.FAILED, OperationStatus.FAILED, False, False), views
+        assert views[4] == views[5]  # a request that did not interrupt the body: same on both views
+        assert final == [LifecycleKind.FAILED]
+        return "failed"
+
+
+async def _run_block(op: Cancelable, registry: OperationRegistry, body_error: bool, inside: Callable[[], Any]) -> BaseException | None:
+    await registry.register(op)
+    try:
+        async with op:
+            await inside()
+            if body_error:
+                raise ValueError("the body failed")
+    except (ManualCancelation, ValueError) as err:
+        return err
+    return None
+
+
+def _registry_with_events(outcome: _Outcome) -> OperationRegistry:
+    registry = OperationRegistry()
+    registry.events.subscribe(lambda e: outcome.events.append(e.kind))
+    return registry
+
+
+CANCEL_PATH = _lines(
+    Cancelable.cancel_sync, engine.Operation._cancel_event, engine.Operation._fire, engine.Operation._record,
+    engine.Operation._store_event, engine.Operation._announce, engine._Deciding.__enter__, engine._Deciding.__exit__,
+)
+EXIT_PATH = _lines(
+    engine.Operation.__aexit__, engine.Operation._leave, engine.Operation._finish, engine.Operation._ended,
+    engine.Operation._store_sealed, engine._await_lock,
+)
+
+
+@pytest.mark.parametrize("body_error", [False, True], ids=["completes", "raises"])
+async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(body_error: bool) -> None:
+    seen: set[str] = set()
+    for code, line in CANCEL_PATH:
+        outcome = _Outcome()
+        registry = _registry_with_events(outcome)
+        op = Cancelable(name="race")
+        reached, go = threading.Event(), threading.Event()
+
+        def pause() -> None:
+            reached.set()
+            go.wait(5)
+
+        def canceller(op: Cancelable = op, code: CodeType = code, line: int = line) -> None:
+            sys.settrace(_pause_at(code, line, pause))
+            try:
+                op.cancel_sync(message="from a thread")
+            finally:
+                sys.settrace(None)
+                reached.set()  # the line was not on this path: nothing to wait for
+
+        thread = threading.Thread(target=canceller)
+
+        async def inside(thread: threading.Thread = thread, reached: threading.Event = reached) -> None:
+            thread.start()
+            await anyio.to_thread.run_sync(reached.wait, 5)
+            # The canceller is paused (or done); the block now completes on the loop.  If
+            # leaving has to wait for the paused thread (it holds the deciding lock), the
+            # hook below releases it.
+            sys.settrace(_release_when_the_loop_needs_the_lock(go))
+
+        try:
+            raised = await _run_block(op, registry, body_error, inside)
+        finally:
+            sys.settrace(None)
+            go.set()
+            thread.join(5)
+        await anyio.lowlevel.checkpoint()  # a hop scheduled by the late cancel lands here, harmlessly
+        seen.add(outcome.check(op, raised, body_error))
+    # The sweep reaches both sides of the seal (a body that raises may be interrupted first).
+    assert seen == {"completed", "cancelled"} if not body_error else "failed" in seen
+
+
+async def test_a_loop_paused_anywhere_in_exit_never_splits_the_outcome() -> None:
+    seen: set[str] = set()
+    for code, line in EXIT_PATH:
+        outcome = _Outcome()
+        registry = _registry_with_events(outcome)
+        op = Cancelable(name="race")
+        thread = threading.Thread(target=lambda op=op: op.cancel_sync(message="from a thread"))
+
+        def cancel_now(thread: threading.Thread = thread) -> None:
+            thread.start()
+            thread.join(0.5)  # a section holding the lock makes the thread wait: let it finish later
+
+        async def inside(code: CodeType = code, line: int = line, cancel_now: Callable[[], None] = cancel_now) -> None:
+            sys.settrace(_pause_at(code, line, cancel_now))
+
+        try:
+            raised = await _run_block(op, registry, False, inside)
+        finally:
+            sys.settrace(None)
+        if thread.ident is not None:
+            thread.join(5)
+        await anyio.lowlevel.checkpoint()
+        seen.add(outcome.check(op, raised, False))
+    assert seen == {"completed", "cancelled"}
+
+
+async def test_a_record_built_off_the_loop_is_never_left_stale() -> None:
+    build_path = _lines(engine.Operation.context.fget, engine.Operation._build_record, engine.Operation._progress_mark)  # type: ignore[arg-type]
+    for code, line in build_path:
+        op = Cancelable(name="record")
+        reached, go = threading.Event(), threading.Event()
+
+        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
+            reached.set()
+            go.wait(5)
+
+        def reader(op: Cancelable = op, code: CodeType = code, line: int = line) -> None:
+            sys.settrace(_pause_at(code, line, pause))
+            try:
+                op.context
+            finally:
+                sys.settrace(None)
+                reached.set()
+
+        thread = threading.Thread(target=reader)
+        try:
+            async with op:
+                thread.start()
+                await anyio.to_thread.run_sync(reached.wait, 5)
+                sys.settrace(_release_when_the_loop_needs_the_lock(go))
+        finally:
+            sys.settrace(None)
+        # The operation has finished while the reader was paused mid-build; let it go on.
+        go.set()
+        thread.join(5)
+        ctx = op.context
+        assert ctx.status is OperationStatus.COMPLETED and ctx.end_time is not None, (line, ctx.status)
