@@ -17,7 +17,7 @@ from __future__ import annotations
 import dis
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -150,11 +150,13 @@ async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(
         op = Cancelable(name="race")
         reached, go = threading.Event(), threading.Event()
 
-        def pause() -> None:
+        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
             reached.set()
             go.wait(5)
 
-        def canceller(op: Cancelable = op, code: CodeType = code, line: int = line) -> None:
+        def canceller(
+            op: Cancelable = op, code: CodeType = code, line: int = line, reached: threading.Event = reached
+        ) -> None:
             sys.settrace(_pause_at(code, line, pause))
             try:
                 op.cancel_sync(message="from a thread")
@@ -164,7 +166,9 @@ async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(
 
         thread = threading.Thread(target=canceller)
 
-        async def inside(thread: threading.Thread = thread, reached: threading.Event = reached) -> None:
+        async def inside(
+            thread: threading.Thread = thread, reached: threading.Event = reached, go: threading.Event = go
+        ) -> None:
             thread.start()
             await anyio.to_thread.run_sync(reached.wait, 5)
             # The canceller is paused (or done); the block now completes on the loop.  If
@@ -220,10 +224,12 @@ async def test_a_record_built_off_the_loop_is_never_left_stale() -> None:
             reached.set()
             go.wait(5)
 
-        def reader(op: Cancelable = op, code: CodeType = code, line: int = line) -> None:
+        def reader(
+            op: Cancelable = op, code: CodeType = code, line: int = line, reached: threading.Event = reached
+        ) -> None:
             sys.settrace(_pause_at(code, line, pause))
             try:
-                op.context
+                assert op.context is not None
             finally:
                 sys.settrace(None)
                 reached.set()
