@@ -158,10 +158,10 @@ async def thread_cancel_samples(n: int) -> list[float]:
 
 CASES: list[tuple[str, Loop, Loop, float, int]] = [
     # label, ours, baseline, target ratio, ops per round
-    ("bare Cancelable() vs CancelScope()", rx_bare, raw_scope, 1.5, 2000),
-    ("with_timeout(30) vs fail_after(30)", rx_timeout, raw_fail_after, 1.5, 2000),
-    ("with_token(t) vs CancelScope()", rx_token, raw_scope, 2.5, 2000),
-    ("timeout+token combine vs fail_after(30)", rx_timeout_token, raw_fail_after, 3.0, 2000),
+    ("bare Cancelable() vs CancelScope()", rx_bare, raw_scope, 1.3, 2000),
+    ("with_timeout(30) vs fail_after(30)", rx_timeout, raw_fail_after, 1.1, 2000),
+    ("with_token(t) vs CancelScope()", rx_token, raw_scope, 1.6, 2000),
+    ("timeout+token combine vs fail_after(30)", rx_timeout_token, raw_fail_after, 1.5, 2000),
     ("token.cancel() to exit vs scope.cancel() to exit", rx_cancel_to_exit, raw_cancel_to_exit, 1.5, 200),
 ]
 

@@ -67,6 +67,8 @@ class Cancelable(Operation):
     An operation can be entered once.
     """
 
+    __slots__ = ()
+
     def __init__(
         self,
         operation_id: str | None = None,
@@ -77,6 +79,7 @@ class Cancelable(Operation):
         *,
         suppress_cancelation: bool = False,
     ) -> None:
+        Operation.__init__(self)
         if operation_id is not None:
             self._id = check_str(operation_id, "operation_id", "or None for a generated id")
         if name is not None:

@@ -152,50 +152,132 @@ class _TaskGroupHost:
 class Operation:
     """The engine of one cancelable operation (see the module docstring).
 
-    A bare operation writes only the attributes that differ from these class-level
-    defaults; mutable state is created when first needed.
+    Its state lives in slots (compact, and the fastest to read and write); ``__init__`` sets
+    every slot to its initial value, the face then writes what it was given.
     """
 
-    # -- configuration (set by the face before entering) -------------------------------
-    _id: str | None = None
-    _name: str | None = None
-    _default_name: str | None = None
-    _metadata: dict[str, Any] | None = None
-    _parent: Operation | None = None
-    _register_globally = False
-    _suppress = False
-    _sources: tuple[CancelationSource, ...] = ()
-    _timeout: float = _INF  # the earliest plain timeout (with_timeout / combine), seconds
-    _tokens: tuple[CancelationToken, ...] = ()  # extra tokens merged by combine()
-    _token: CancelationToken | None = None
-    _own_token = False
-    _shielded = False
-    # -- run state ----------------------------------------------------------------------
-    _plan: Plan | None = None
-    _state: int = PENDING
-    _status = OperationStatus.PENDING
-    _fired: CancelEvent | None = None
-    _failure: BaseException | None = None
-    _scope: Any = None
-    _handle: LoopHandle | None = None
-    _tg: Any = None
-    _host: BackgroundHost | None = None
-    _disarms: list[Disarm] | None = None
-    _cv: contextvars.Token[Operation | None] | None = None
-    _listening = False
-    _deadline: float = _INF
-    _own_deadline: float = _INF
-    _start_ts: float | None = None
-    _end_ts: float | None = None
-    _error: str | None = None
-    _partial: Any = None
-    _stream: Any = None  # the stream iterator attached to this operation (the stream port)
-    _children: dict[Operation, None] | None = None  # live children, in entry order
-    _recent: deque[str] | None = None  # ids of the last RECENT_CHILDREN ended children
-    _hooks: Hooks | None = None
-    _registry: OperationRegistry | None = None
-    _ctx: OperationContext | None = None
-    _cancellation: FireOnce[CancelEvent] | None = None
+    __slots__ = (
+        "_id",
+        "_name",
+        "_default_name",
+        "_metadata",
+        "_parent",
+        "_register_globally",
+        "_suppress",
+        "_sources",
+        "_timeout",
+        "_tokens",
+        "_token",
+        "_own_token",
+        "_shielded",
+        "_plan",
+        "_state",
+        "_status",
+        "_fired",
+        "_failure",
+        "_scope",
+        "_handle",
+        "_tg",
+        "_host",
+        "_disarms",
+        "_cv",
+        "_listening",
+        "_deadline",
+        "_own_deadline",
+        "_start_ts",
+        "_end_ts",
+        "_error",
+        "_partial",
+        "_stream",
+        "_children",
+        "_recent",
+        "_hooks",
+        "_registry",
+        "_ctx",
+        "_cancellation",
+        "__weakref__",
+    )
+
+    _id: str | None
+    _name: str | None
+    _default_name: str | None
+    _metadata: dict[str, Any] | None
+    _parent: Operation | None
+    _register_globally: bool
+    _suppress: bool
+    _sources: tuple[CancelationSource, ...]
+    _timeout: float  # the earliest plain timeout (with_timeout / combine), seconds
+    _tokens: tuple[CancelationToken, ...]  # extra tokens merged by combine()
+    _token: CancelationToken | None
+    _own_token: bool
+    _shielded: bool
+    _plan: Plan | None
+    _state: int
+    _status: OperationStatus
+    _fired: CancelEvent | None
+    _failure: BaseException | None
+    _scope: Any
+    _handle: LoopHandle | None
+    _tg: Any
+    _host: BackgroundHost | None
+    _disarms: list[Disarm] | None
+    _cv: contextvars.Token[Operation | None] | None
+    _listening: bool
+    _deadline: float
+    _own_deadline: float
+    _start_ts: float | None
+    _end_ts: float | None
+    _error: str | None
+    _partial: Any
+    _stream: Any  # the stream iterator attached to this operation (the stream port)
+    _children: dict[Operation, None] | None  # live children, in entry order
+    _recent: deque[str] | None  # ids of the last RECENT_CHILDREN ended children
+    _hooks: Hooks | None
+    _registry: OperationRegistry | None
+    _ctx: OperationContext | None
+    _cancellation: FireOnce[CancelEvent] | None
+
+    def __init__(self) -> None:
+        # -- configuration (set by the face before entering)
+        self._id = None
+        self._name = None
+        self._default_name = None
+        self._metadata = None
+        self._parent = None
+        self._register_globally = False
+        self._suppress = False
+        self._sources = ()
+        self._timeout = _INF
+        self._tokens = ()
+        self._token = None
+        self._own_token = False
+        self._shielded = False
+        # -- run state
+        self._plan = None
+        self._state = PENDING
+        self._status = OperationStatus.PENDING
+        self._fired = None
+        self._failure = None
+        self._scope = None
+        self._handle = None
+        self._tg = None
+        self._host = None
+        self._disarms = None
+        self._cv = None
+        self._listening = False
+        self._deadline = _INF
+        self._own_deadline = _INF
+        self._start_ts = None
+        self._end_ts = None
+        self._error = None
+        self._partial = None
+        self._stream = None
+        self._children = None
+        self._recent = None
+        self._hooks = None
+        self._registry = None
+        self._ctx = None
+        self._cancellation = None
 
     # -- identity and record ------------------------------------------------------------
 
@@ -689,7 +771,6 @@ class Operation:
             scope = self._scope = handle.scope_cls()
         else:
             scope = self._scope = handle.scope_cls(deadline=self._start(handle))
-        self._cv = current.set(self)
         if self._parent is not None or self._sources:
             self._listening = True
             try:
@@ -721,6 +802,10 @@ class Operation:
                     tok._listen(self._on_token, self)
             for extra in self._tokens:
                 extra._listen(self._on_token, self)
+        # After the scope is entered: asyncio's deadline timer copies the context when it is
+        # scheduled, and a cancelled timer stays in the loop's heap until the loop purges it;
+        # it must not keep the operation alive.
+        self._cv = current.set(self)
         if self._fired is not None or self._failure is not None:  # cancelled before or while arming
             if self._fired is not None:
                 self._status = _CANCELLED
