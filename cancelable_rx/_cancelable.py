@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import wraps
-from typing import Any, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 import anyio
 import anyio.lowlevel
@@ -22,16 +22,12 @@ import reactivex
 
 from ._checks import (
     check_callable,
-    check_instance,
-    check_metadata,
-    check_str,
     check_timeout,
     fail_type,
-    fail_value,
 )
 from ._hooks import Hooks, ProgressCallbackType, ProgressObservable, StatusCallbackType
 from ._models import CancelationReason
-from ._operation import DONE, PENDING, RUNNING, Operation, current
+from ._operation import PENDING, RUNNING, Operation, current
 from ._token import CancelationToken
 from .jupyter import progress_widget
 from .sources.base import CancelationSource, as_source
@@ -65,36 +61,32 @@ class Cancelable(Operation):
     thread.  Everything else is for the loop thread.
 
     An operation can be entered once.
+
+    Args:
+        operation_id: the id (a UUID4-formatted id is made when first read if None).
+        name: a name for logs, the registry and progress views.
+        parent: an operation that has not ended: this one becomes its child (cancelled with
+            reason ``PARENT`` when the parent is, in any task; it inherits an earlier
+            deadline).
+        metadata: a dict of your own (str keys), copied into the record.
+        register_globally: track it in the process-wide `OperationRegistry` while it runs.
+        suppress_cancelation: leave quietly when cancelled by its own sources (keyword-only).
     """
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        operation_id: str | None = None,
-        name: str | None = None,
-        parent: Cancelable | None = None,
-        metadata: dict[str, Any] | None = None,
-        register_globally: bool = False,
-        *,
-        suppress_cancelation: bool = False,
-    ) -> None:
-        Operation.__init__(self)
-        if operation_id is not None:
-            self._id = check_str(operation_id, "operation_id", "or None for a generated id")
-        if name is not None:
-            self._name = check_str(name, "name", "or None")
-        if parent is not None:
-            check_instance(parent, Operation, "parent", "a Cancelable or None")
-            if parent._state == DONE:
-                fail_value("parent", "an operation that has not ended", parent, "create children while the parent runs")
-            self._parent = parent
-        if metadata is not None:
-            self._metadata = check_metadata(metadata)
-        if register_globally:
-            self._register_globally = True
-        if suppress_cancelation:
-            self._suppress = True
+    if TYPE_CHECKING:  # the constructor is the engine's; its signature, typed for the face
+
+        def __init__(
+            self,
+            operation_id: str | None = None,
+            name: str | None = None,
+            parent: Cancelable | None = None,
+            metadata: dict[str, Any] | None = None,
+            register_globally: bool = False,
+            *,
+            suppress_cancelation: bool = False,
+        ) -> None: ...
 
     # -- factories ----------------------------------------------------------------------
 

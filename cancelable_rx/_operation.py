@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ._checks import check_message, check_reason
+from ._checks import check_instance, check_message, check_metadata, check_reason, check_str, fail_value
 from ._exceptions import CancelationError, error_for
 from ._hooks import Hooks
 from ._loop import LAST, LoopHandle, capture, get_running_loop
@@ -152,8 +152,8 @@ class _TaskGroupHost:
 class Operation:
     """The engine of one cancelable operation (see the module docstring).
 
-    Its state lives in slots (compact, and the fastest to read and write); ``__init__`` sets
-    every slot to its initial value, the face then writes what it was given.
+    Its state lives in slots (compact, and the fastest to read and write); ``__init__`` takes
+    the configuration the public constructor documents and sets every slot.
     """
 
     __slots__ = (
@@ -237,15 +237,37 @@ class Operation:
     _ctx: OperationContext | None
     _cancellation: FireOnce[CancelEvent] | None
 
-    def __init__(self) -> None:
-        # -- configuration (set by the face before entering)
-        self._id = None
-        self._name = None
+    def __init__(
+        self,
+        operation_id: str | None = None,
+        name: str | None = None,
+        parent: Operation | None = None,
+        metadata: dict[str, Any] | None = None,
+        register_globally: bool = False,
+        *,
+        suppress_cancelation: bool = False,
+    ) -> None:
+        """The operation's configuration (checked here) and its initial state.
+
+        ``parent`` must not have ended; ``metadata`` is copied.  See `Cancelable` for the
+        meaning of each parameter.
+        """
+        # -- configuration
+        if operation_id is not None:
+            check_str(operation_id, "operation_id", "or None for a generated id")
+        self._id = operation_id
+        if name is not None:
+            check_str(name, "name", "or None")
+        self._name = name
+        if parent is not None:
+            check_instance(parent, Operation, "parent", "a Cancelable or None")
+            if parent._state == DONE:
+                fail_value("parent", "an operation that has not ended", parent, "create children while the parent runs")
+        self._parent = parent
+        self._metadata = check_metadata(metadata) if metadata is not None else None
+        self._register_globally = bool(register_globally)
+        self._suppress = bool(suppress_cancelation)
         self._default_name = None
-        self._metadata = None
-        self._parent = None
-        self._register_globally = False
-        self._suppress = False
         self._sources = ()
         self._timeout = _INF
         self._tokens = ()
