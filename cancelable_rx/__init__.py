@@ -20,6 +20,7 @@ from ._decorators import (
 from ._exceptions import (
     CancelationError,
     ConditionCancelation,
+    DisconnectCancelation,
     ManualCancelation,
     ParentCancelation,
     SignalCancelation,
@@ -81,6 +82,7 @@ __all__ = (
     "CompositeSource",
     "ConditionCancelation",
     "ConditionSource",
+    "DisconnectCancelation",
     "DEFAULT_MAX_HISTORY",
     "ErrorCallback",
     "ErrorCallbackType",

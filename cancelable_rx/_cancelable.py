@@ -352,8 +352,12 @@ class Cancelable(Operation):
         (``current_operation()`` is this operation there).
 
         Cancellation: a thread cannot be interrupted; if the operation is cancelled the await
-        still waits for ``func`` to return (poll ``current_operation().is_cancelled`` or the
-        token in long loops), then the cancellation takes effect.
+        still waits for ``func`` to return, then the cancellation takes effect.  Inside the
+        thread, ``current_operation().is_cancelled`` turns True when this operation *or any
+        scope enclosing it* is cancelled (a deadline included), and
+        ``current_operation().check_cancelation_sync()`` raises then; poll either in long
+        loops.  A deadline that passes while the thread runs cancels the operation even if
+        the block has no checkpoint after it: leaving raises `TimeoutCancelation`.
         """
         check_callable(func, "func", "func(*args, **kwargs)")
         ctx = contextvars.copy_context()

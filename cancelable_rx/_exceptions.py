@@ -8,7 +8,8 @@
         ├── ManualCancelation
         ├── SignalCancelation       + signal_number
         ├── ConditionCancelation    + condition_name
-        └── ParentCancelation       + parent_id, parent_reason
+        ├── ParentCancelation       + parent_id, parent_reason
+        └── DisconnectCancelation   (the peer went away; not in hother-cancelable)
 
 Leaving an operation that its own sources cancelled raises the subclass matching the
 reason, chained (``__cause__``) from the backend's cancel exception, the way
@@ -25,6 +26,7 @@ from ._models import CancelationReason, CancelEvent, OperationContext
 __all__ = (
     "CancelationError",
     "ConditionCancelation",
+    "DisconnectCancelation",
     "ManualCancelation",
     "ParentCancelation",
     "SignalCancelation",
@@ -148,6 +150,14 @@ class ParentCancelation(CancelationError):
         super().__init__(CancelationReason.PARENT, message or default, context)
 
 
+class DisconnectCancelation(CancelationError):
+    """The peer went away: an HTTP client disconnected, a WebSocket closed, a connection
+    to the process that asked for the work was lost (reason ``DISCONNECT``)."""
+
+    def __init__(self, message: str | None = None, context: OperationContext | None = None) -> None:
+        super().__init__(CancelationReason.DISCONNECT, message or "Operation cancelled: the peer disconnected", context)
+
+
 def _timeout(e: CancelEvent) -> CancelationError:
     return TimeoutCancelation(_attr(e.source, "timeout_seconds", 0.0), e.message)
 
@@ -171,6 +181,7 @@ _BUILDERS = {
     CancelationReason.CONDITION: _condition,
     CancelationReason.PARENT: _parent,
     CancelationReason.ERROR: lambda e: CancelationError(CancelationReason.ERROR, e.message),
+    CancelationReason.DISCONNECT: lambda e: DisconnectCancelation(e.message),
 }
 
 

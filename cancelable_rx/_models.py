@@ -48,7 +48,11 @@ class OperationStatus(str, Enum):  # noqa: UP042 - str() of members as in hother
 
 
 class CancelationReason(str, Enum):  # noqa: UP042 - str() of members as in hother-cancelable
-    """Why an operation was cancelled."""
+    """Why an operation was cancelled.
+
+    ``DISCONNECT`` (not in the reference package) is the peer going away: an HTTP client
+    that disconnected, a closed WebSocket, a lost connection to the process that asked.
+    """
 
     TIMEOUT = "timeout"
     MANUAL = "manual"
@@ -56,6 +60,7 @@ class CancelationReason(str, Enum):  # noqa: UP042 - str() of members as in hoth
     CONDITION = "condition"
     PARENT = "parent"
     ERROR = "error"
+    DISCONNECT = "disconnect"
 
 
 TERMINAL_STATUSES = frozenset(

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 
 from ._checks import check_instance, check_message, check_metadata, check_reason, check_str, fail_value
@@ -76,6 +77,25 @@ _FAILED = OperationStatus.FAILED
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "cancelable_rx_current_operation", default=None
 )
+
+
+def _check_cancelled_in_worker() -> None:
+    """``anyio.from_thread.check_cancelled()`` where it applies (a worker thread started by
+    ``anyio.to_thread.run_sync``, e.g. `Cancelable.run_in_thread`); a no-op elsewhere."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:  # not an anyio worker thread (NoEventLoopError is a RuntimeError)
+        pass
+
+
+def _thread_sees_cancel() -> bool:
+    """In an anyio worker thread: whether the scopes around the task that waits for it are
+    cancelled (the operation's own scope, an enclosing one, a deadline)."""
+    try:
+        _check_cancelled_in_worker()
+    except BaseException:  # the backend's cancel exception, built by anyio in this thread
+        return True
+    return False
 
 
 def _await_lock() -> None:
@@ -356,9 +376,11 @@ class Operation:
             return self._status is _CANCELLED
         if self._fired is not None:
             return True
-        if state == RUNNING and self._own_deadline != _INF:
+        if state == RUNNING:
             handle = self._handle
-            if handle is not None and handle.in_loop_thread() and handle.now() >= self._own_deadline:
+            if handle is not None and not handle.in_loop_thread():
+                return _thread_sees_cancel()
+            if self._own_deadline != _INF and handle is not None and handle.now() >= self._own_deadline:
                 self._record(self._timeout_event())
                 return self._fired is not None
         return False
@@ -378,6 +400,20 @@ class Operation:
     def deadline(self) -> float:
         """The effective deadline (anyio clock) while running; ``math.inf`` if none."""
         return self._deadline
+
+    def remaining(self) -> float:
+        """Seconds left until the effective deadline (its own or a parent's): ``math.inf``
+        when there is none, ``0.0`` once it has passed; before the operation is entered, its
+        own timeout.  Loop thread only (it reads the loop clock).
+        """
+        if self._state == PENDING:
+            return self._timeout
+        deadline = self._deadline
+        if deadline == _INF:
+            return _INF
+        handle = self._handle
+        assert handle is not None
+        return max(0.0, deadline - handle.now())
 
     @property
     def partial_result(self) -> Any:
@@ -646,6 +682,22 @@ class Operation:
         text = check_message(message) or f"Operation cancelled ({checked.value})"
         tok = self._token if not self._own_token else None
         return CancelEvent(checked, text, self), tok
+
+    def check_cancelation_sync(self) -> None:
+        """Raise if the operation is cancelled: the typed error for its own cancellation;
+        in a worker thread of `run_in_thread`, the backend's cancel exception (raised by
+        ``anyio.from_thread.check_cancelled``) for a cancellation of an enclosing scope, which
+        then ends the thread's task the way anyio intends.  For threads and sync code.
+
+        Thread-safety: any thread.
+        """
+        if self._fired is not None and (self._state != DONE or self._status is _CANCELLED):
+            raise self._cancel_error()
+        handle = self._handle
+        if self._state == RUNNING and handle is not None and not handle.in_loop_thread():
+            _check_cancelled_in_worker()
+            if self._fired is not None:  # recorded meanwhile
+                raise self._cancel_error()
 
     async def check_cancelation(self) -> None:
         """If the operation is cancelled, stop here: inside the block this is a checkpoint
@@ -949,7 +1001,13 @@ class Operation:
         self._state = DONE
         if _deciding:
             _await_lock()
-        if exc_type is None and self._fired is None and self._failure is None and cleanup is None:
+        if (
+            exc_type is None
+            and self._fired is None
+            and self._failure is None
+            and cleanup is None
+            and (self._deadline == _INF or self._handle.now() < self._deadline)  # type: ignore[union-attr]
+        ):
             self._status = _COMPLETED  # _finish(COMPLETED), inlined: the hot path
             self._end_ts = _now()
             if self._ctx is not None or self._parent is not None or self._registry is not None:

@@ -4,7 +4,9 @@ the cancellation observable; on asyncio and trio."""
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 import anyio
 import pytest
@@ -15,6 +17,7 @@ from cancelable_rx import (
     CancelationReason,
     CancelationToken,
     CancelEvent,
+    DisconnectCancelation,
     ManualCancelation,
     OperationStatus,
     ParentCancelation,
@@ -320,3 +323,105 @@ async def test_operation_cancellation_is_a_hot_observable() -> None:
     late: list[CancelEvent] = []
     op.cancellation.subscribe(late.append)  # replayed to a late subscriber
     assert len(early) == 1 and early == late and early[0].reason is CancelationReason.TIMEOUT
+
+
+# -- deadlines that pass without a checkpoint, remaining(), threads that see cancellation --
+
+
+async def test_a_deadline_that_passed_before_leaving_is_a_timeout() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.01) as op:
+            time.sleep(0.03)  # blocking: no checkpoint sees the deadline
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+    assert op.context.is_cancelled
+
+
+async def test_remaining_counts_down_to_zero() -> None:
+    assert Cancelable().remaining() == math.inf
+    assert Cancelable.with_timeout(5).remaining() == 5
+    async with Cancelable() as bare:
+        assert bare.remaining() == math.inf
+    async with Cancelable.with_timeout(5) as op:
+        left = op.remaining()
+        assert 4 < left <= 5
+        async with Cancelable(parent=op) as child:
+            assert 0 < child.remaining() <= left  # the parent's deadline is the child's
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.01) as late:
+            time.sleep(0.02)
+            assert late.remaining() == 0.0
+
+
+async def test_a_worker_thread_sees_the_operations_deadline() -> None:
+    polls: list[float] = []
+
+    def work() -> str:
+        op = current_operation()
+        assert op is not None
+        start = time.monotonic()
+        while not op.is_cancelled:
+            if time.monotonic() - start > 5:
+                return "ran past the budget"  # pragma: no cover - the failure being tested
+            time.sleep(0.002)
+        polls.append(time.monotonic() - start)
+        return "stopped"
+
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as op:
+            assert await op.run_in_thread(work) == "stopped"
+    assert polls and polls[0] < 2
+    assert op.cancel_reason is CancelationReason.TIMEOUT and op.context.status is OperationStatus.CANCELLED
+
+
+async def test_a_worker_thread_sees_an_enclosing_cancel() -> None:
+    seen: list[bool] = []
+
+    def work() -> None:
+        op = current_operation()
+        assert op is not None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if op.is_cancelled:
+                seen.append(True)
+                op.check_cancelation_sync()  # raises the backend's cancel exception (anyio's)
+            time.sleep(0.002)
+
+    with anyio.fail_after(5):
+        with anyio.move_on_after(0.05) as outer:
+            async with Cancelable() as op:
+                await op.run_in_thread(work)
+    assert outer.cancelled_caught and seen == [True]
+    assert op.cancel_reason is CancelationReason.PARENT
+
+
+async def test_check_cancelation_sync_raises_the_typed_error_for_its_own_cancel() -> None:
+    started = threading.Event()
+    op = Cancelable()
+
+    def work() -> None:
+        started.set()
+        for _ in range(5000):
+            op.check_cancelation_sync()
+            time.sleep(0.001)
+
+    async def stop() -> None:
+        await anyio.to_thread.run_sync(started.wait, 5)
+        op.cancel_sync(message="stop the thread")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop)
+            with pytest.raises(ManualCancelation, match="stop the thread"):
+                async with op:
+                    await op.run_in_thread(work)
+    assert op.status is OperationStatus.CANCELLED
+    with pytest.raises(ManualCancelation):
+        op.check_cancelation_sync()  # after the end too, like token.check()
+
+
+async def test_disconnect_has_its_own_typed_error() -> None:
+    with pytest.raises(DisconnectCancelation, match="client went away"):
+        async with Cancelable() as op:
+            await op.cancel(CancelationReason.DISCONNECT, "client went away")
+            await anyio.sleep(1)
+    assert op.cancel_reason is CancelationReason.DISCONNECT
