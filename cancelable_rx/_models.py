@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = (
     "CancelEvent",
     "CancelationReason",
+    "EndedRecord",
     "OperationContext",
     "OperationStatus",
     "PartialResult",
@@ -209,6 +210,44 @@ class CancelEvent(NamedTuple):
     reason: CancelationReason
     message: str | None = None
     source: object = None
+
+
+class EndedRecord:
+    """What the registry's history keeps of an operation that left the live set: its record
+    as it was then (a copy, as ``hother-cancelable`` keeps one), turned into an
+    `OperationContext` when first read.  It holds nothing of the operation itself.
+
+    ``status`` and ``duration_seconds`` are read without building the record (statistics).
+    """
+
+    __slots__ = ("status", "duration_seconds", "end_ts", "_fields", "_context")
+
+    def __init__(
+        self,
+        status: OperationStatus,
+        duration_seconds: float | None,
+        end_ts: float | None,
+        fields: dict[str, Any] | None = None,
+        context: OperationContext | None = None,
+    ) -> None:
+        self.status = status
+        self.duration_seconds = duration_seconds
+        self.end_ts = end_ts
+        self._fields = fields
+        self._context = context
+
+    @property
+    def context(self) -> OperationContext:
+        ctx = self._context
+        if ctx is None:
+            fields = self._fields
+            assert fields is not None
+            start, end = fields.pop("start_ts"), fields.pop("end_ts")
+            fields["start_time"] = datetime.fromtimestamp(start if start is not None else 0.0, UTC)
+            fields["end_time"] = datetime.fromtimestamp(end, UTC) if end is not None else None
+            ctx = self._context = build_context(**fields)
+            self._fields = None
+        return ctx
 
 
 _CONTEXT_DEFAULTS: dict[str, Any] = {

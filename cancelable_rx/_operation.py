@@ -41,7 +41,16 @@ from ._checks import check_instance, check_message, check_metadata, check_reason
 from ._exceptions import CancelationError, error_for
 from ._hooks import Hooks
 from ._loop import LAST, LoopHandle, capture, get_running_loop
-from ._models import CancelationReason, CancelEvent, OperationContext, OperationStatus, build_context, new_id
+from ._models import (
+    CancelationReason,
+    CancelEvent,
+    EndedRecord,
+    OperationContext,
+    OperationStatus,
+    PartialResult,
+    build_context,
+    new_id,
+)
 from ._plan import Plan, compile_plan
 from ._registry import OperationRegistry
 from ._rx import FireOnce
@@ -1112,6 +1121,36 @@ class Operation:
         if self._ctx is not None:
             with _LOCK:
                 self._sync_record()
+
+    def _history_record(self, keep_buffers: bool) -> EndedRecord:
+        """The record the registry's history keeps (see `EndedRecord`).  Without
+        ``keep_buffers`` a stream's partial result keeps its count and completion, not its
+        buffered items.  A record that was built (and perhaps edited by its reader) is
+        copied; otherwise the fields are copied and the record is built when first read."""
+        partial = self._partial
+        if not keep_buffers and isinstance(partial, PartialResult) and partial.buffer is not None:
+            partial = PartialResult(partial.count, partial.completed, None)
+        ctx = self._ctx
+        if ctx is not None:
+            with _LOCK:
+                copy = ctx.model_copy(deep=True, update={"partial_result": partial})
+            return EndedRecord(copy.status, copy.duration_seconds, self._end_ts, context=copy)
+        fired = self._fired
+        fields = {
+            "id": self.id,
+            "name": self.name,
+            "status": self._status,
+            "start_ts": self._start_ts,
+            "end_ts": self._end_ts,
+            "cancel_reason": fired.reason if fired is not None else None,
+            "cancel_message": fired.message if fired is not None else None,
+            "metadata": dict(self._metadata) if self._metadata is not None else {},
+            "parent_id": self._parent.id if self._parent is not None else None,
+            "child_ids": self._child_id_set(),
+            "partial_result": partial,
+            "error": self._error,
+        }
+        return EndedRecord(self._status, self._duration(), self._end_ts, fields)
 
     def _progress_listening(self) -> bool:
         hooks = self._hooks

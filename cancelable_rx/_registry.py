@@ -27,7 +27,7 @@ from ._checks import (
     fail_type,
     fail_value,
 )
-from ._models import TERMINAL_STATUSES, CancelationReason, OperationContext, OperationStatus
+from ._models import TERMINAL_STATUSES, CancelationReason, EndedRecord, OperationContext, OperationStatus
 from ._rx import HubObservable
 
 __all__ = ("DEFAULT_MAX_HISTORY", "LifecycleEvent", "LifecycleKind", "OperationRegistry", "Registrable")
@@ -57,8 +57,8 @@ class Registrable(Protocol):
     def cancel_reason(self) -> CancelationReason | None: ...
     @property
     def parent_id(self) -> str | None: ...
-    @property
-    def duration_seconds(self) -> float | None: ...
+
+    def _history_record(self, keep_buffers: bool) -> EndedRecord: ...
 
     async def cancel(
         self, reason: CancelationReason = ..., message: str | None = ..., propagate_to_children: bool = ...
@@ -118,7 +118,10 @@ class OperationRegistry:
     Operations entered with ``register_globally=True`` are live until they end; then they
     move to a bounded history (``max_history``, default 1000 entries; oldest dropped first)
     so a long-running service does not grow.  Operations passed to `register` stay listed
-    after they end, until `unregister` or `cleanup_completed` (as in the reference).
+    after they end, until `unregister` or `cleanup_completed` (as in the reference).  In
+    history an operation keeps its record; the buffered items of a stream's partial result
+    are released (``keep_partial_buffers=True`` keeps them); history holds nothing of the
+    operation itself.
 
     Thread-safety: every method, async or ``*_sync``, may be called from any thread.
     Cancelling goes through each operation's own loop (``cancel_sync`` semantics).
@@ -127,11 +130,15 @@ class OperationRegistry:
     _instance: OperationRegistry | None = None
     _instance_lock = threading.Lock()
 
-    def __init__(self, max_history: int = DEFAULT_MAX_HISTORY) -> None:
+    def __init__(self, max_history: int = DEFAULT_MAX_HISTORY, *, keep_partial_buffers: bool = False) -> None:
         check_non_negative_int(max_history, "max_history", "e.g. max_history=1000")
+        self.keep_partial_buffers = bool(keep_partial_buffers)
+        """Keep the buffered items of streams' partial results in history (default False: an
+        operation that leaves the live set keeps its `PartialResult`'s ``count`` and
+        ``completed``, and its ``buffer`` is released)."""
         self._lock = threading.Lock()
         self._operations: dict[str, Registrable] = {}
-        self._history: deque[Registrable] = deque(maxlen=max_history)
+        self._history: deque[EndedRecord] = deque(maxlen=max_history)
         self._counts: Counter[str] = Counter()
         self.events: HubObservable[LifecycleEvent] = HubObservable()
 
@@ -197,7 +204,7 @@ class OperationRegistry:
                 self._counts["reason:" + op.cancel_reason.value] += 1
             removed = leave and self._operations.pop(op.id, None) is not None
             if removed:
-                self._history.append(op)
+                self._to_history(op)
         if self.events.has_subscribers:
             if status is OperationStatus.COMPLETED:
                 self._emit(LifecycleKind.COMPLETED, op)
@@ -233,11 +240,16 @@ class OperationRegistry:
         """Move an operation from the live set to history (unknown ids: no-op)."""
         self._unregister(operation_id)
 
+    def _to_history(self, op: Registrable) -> None:
+        """Keep ``op``'s record in the bounded history (under the lock): a copy, without the
+        buffered items of its partial result unless ``keep_partial_buffers``."""
+        self._history.append(op._history_record(self.keep_partial_buffers))
+
     def _unregister(self, operation_id: str) -> None:
         with self._lock:
             op = self._operations.pop(operation_id, None)
             if op is not None:
-                self._history.append(op)
+                self._to_history(op)
         if op is not None and self.events.has_subscribers:
             self._emit(LifecycleKind.UNREGISTERED, op)
 
@@ -373,8 +385,8 @@ class OperationRegistry:
         check_status(status)
         check_aware_datetime(since, "since")
         with self._lock:
-            ops = list(self._history)
-        contexts = [op.context for op in ops]
+            records = list(self._history)
+        contexts = [r.context for r in records]
         if status is not None:
             contexts = [c for c in contexts if c.status is status]
         if since is not None:
@@ -391,12 +403,14 @@ class OperationRegistry:
             live = list(self._operations.values())
             history = list(self._history)
             counts = dict(self._counts)
-        durations = [d for op in history if op.status is OperationStatus.COMPLETED and (d := _duration(op)) is not None]
+        durations = [
+            d for r in history if r.status is OperationStatus.COMPLETED and (d := r.duration_seconds) is not None
+        ]
         return {
             "active_operations": len(live),
             "active_by_status": dict(Counter(op.status.value for op in live)),
             "history_size": len(history),
-            "history_by_status": dict(Counter(op.status.value for op in history)),
+            "history_by_status": dict(Counter(r.status.value for r in history)),
             "average_duration_seconds": sum(durations) / len(durations) if durations else 0.0,
             "total_completed": counts.get("completed", 0),
             "total_cancelled": counts.get("cancelled", 0),
@@ -426,8 +440,4 @@ class OperationRegistry:
         """Cancel every live operation (with ``status``, if given) from any thread."""
         for op in self._matching(status):
             op.cancel_sync(reason, message)
-
-
-def _duration(op: Registrable) -> float | None:
-    return op.duration_seconds
 

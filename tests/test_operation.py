@@ -425,3 +425,20 @@ async def test_disconnect_has_its_own_typed_error() -> None:
             await op.cancel(CancelationReason.DISCONNECT, "client went away")
             await anyio.sleep(1)
     assert op.cancel_reason is CancelationReason.DISCONNECT
+
+
+async def test_a_long_lived_parent_remembers_a_bounded_set_of_children() -> None:
+    from cancelable_rx._operation import RECENT_CHILDREN
+
+    async with Cancelable(name="parent") as parent:
+        live = Cancelable(name="live", parent=parent)
+        async with live:
+            for _ in range(3 * RECENT_CHILDREN):
+                async with Cancelable(parent=parent):
+                    pass
+            ids = parent.context.child_ids
+            assert live.id in ids  # live children are always there
+            assert len(ids) == RECENT_CHILDREN + 1  # plus the last RECENT_CHILDREN that ended
+            async with Cancelable(parent=parent) as newest:
+                assert newest.id in parent.context.child_ids
+            assert len(parent.context.child_ids) == RECENT_CHILDREN + 1

@@ -243,3 +243,46 @@ async def test_concurrent_register_from_tasks_and_threads(registry: OperationReg
         assert stats["total_registered"] == 1000
     finally:
         registry.max_history = 1000
+
+
+async def test_history_keeps_the_record_not_the_stream_buffer(registry: OperationRegistry) -> None:
+    async def rows():  # noqa: ANN202 - a test source
+        for i in range(200):
+            yield {"row": i, "payload": "x" * 100}
+
+    ops = []
+    for _ in range(50):
+        async with Cancelable(register_globally=True) as op:
+            async for _row in op.stream(rows()):
+                pass
+        ops.append(op)
+    history = await registry.get_history()
+    assert len(history) == 50
+    assert all(ctx.partial_result.count == 200 and ctx.partial_result.completed for ctx in history)
+    assert all(ctx.partial_result.buffer is None for ctx in history)  # released in history
+    assert len(ops[0].partial_result.buffer) == 200  # the caller's operation keeps its own result
+
+
+async def test_history_can_keep_partial_buffers() -> None:
+    keeping = OperationRegistry(keep_partial_buffers=True)
+    op = Cancelable(name="kept")
+    await keeping.register(op)
+    async with op:
+        async for _ in op.stream([1, 2, 3]):
+            pass
+    await keeping.unregister(op.id)
+    (ctx,) = await keeping.get_history()
+    assert ctx.partial_result.buffer == [1, 2, 3] and ctx.name == "kept"
+
+
+async def test_history_holds_nothing_of_the_operation(registry: OperationRegistry) -> None:
+    import gc
+    import weakref
+
+    async with Cancelable(register_globally=True) as op:
+        pass
+    ref = weakref.ref(op)
+    del op
+    gc.collect()
+    assert ref() is None  # the history entry is a copy of the record
+    assert (await registry.get_history())[-1].status is OperationStatus.COMPLETED

@@ -8,7 +8,7 @@ import logging
 import anyio
 import pytest
 
-from cancelable_rx import Cancelable, ConditionCancelation
+from cancelable_rx import Cancelable, CancelationToken, ConditionCancelation, OperationStatus, current_operation
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +79,22 @@ async def test_condition_poller_stops_at_exit() -> None:
     after_exit = calls
     await anyio.sleep(0.05)  # the window in which a poller still running would be called again
     assert calls == after_exit > 0
+
+
+async def test_keyboard_interrupt_in_a_condition_comes_out_as_itself() -> None:
+    calls = 0
+
+    def interrupted() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return False
+
+    token = CancelationToken()
+    op = Cancelable.with_condition(interrupted, 0.005).combine(Cancelable.with_token(token))
+    with anyio.fail_after(5), pytest.raises(KeyboardInterrupt):
+        async with op:
+            await anyio.sleep(5)
+    assert op.status is OperationStatus.FAILED and op.context.error == "KeyboardInterrupt: "
+    assert token.listener_count == 0 and current_operation() is None  # the whole teardown ran

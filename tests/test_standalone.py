@@ -97,3 +97,52 @@ async def test_detached_stream_polls_conditions_in_the_background() -> None:
             if i == 3:
                 stop.set()
     assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.CONDITION
+
+
+# -- ending early and sources that never await ------------------------------------------
+
+
+async def test_timeout_reaches_a_source_that_never_awaits() -> None:
+    async def busy() -> AsyncIterator[int]:
+        i = 0
+        while True:  # never awaits: only the stream's periodic checkpoint lets the deadline in
+            i += 1
+            yield i
+
+    start = anyio.current_time()
+    with anyio.fail_after(5), pytest.raises(TimeoutCancelation):
+        async for _ in cancelable_stream(busy(), timeout=0.05):
+            pass
+    assert anyio.current_time() - start < 1.5
+
+
+async def test_a_plain_break_ends_the_operation_and_closes_the_source() -> None:
+    token = CancelationToken()
+    sources, streams = [], []
+    for _ in range(1000):
+        src = Source(100)
+        s = cancelable_stream(src.gen(), token=token, buffer_partial=True)
+        async for item in s:
+            if item == 2:
+                break  # no aclosing: leaving the loop must be enough
+        sources.append(src)
+        streams.append(s)
+    with anyio.fail_after(5):
+        while not all(src.closed for src in sources):  # closed in the background, on the loop
+            await anyio.lowlevel.checkpoint()
+    assert token.listener_count == 0  # no operation still listens to the shared token
+    for s in streams:
+        op = s.operation
+        assert op.status is OperationStatus.COMPLETED
+        assert op.partial_result.count == 3 and not op.partial_result.completed
+        assert op.partial_result.buffer == [0, 1, 2]
+
+
+async def test_a_break_inside_aclosing_closes_the_source_before_going_on() -> None:
+    src = Source(100)
+    s = cancelable_stream(src.gen())
+    async with aclosing(s) as stream:
+        async for item in stream:
+            if item == 1:
+                break
+    assert src.closed and s.operation.status is OperationStatus.COMPLETED

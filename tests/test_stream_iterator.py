@@ -18,10 +18,12 @@ from cancelable_rx import (
     CancelationError,
     CancelationToken,
     ManualCancelation,
+    OperationRegistry,
     OperationStatus,
     PartialResult,
     ProgressEvent,
     TimeoutCancelation,
+    current_operation,
 )
 
 pytestmark = pytest.mark.anyio
@@ -244,3 +246,45 @@ async def test_progress_events_observable_and_callbacks() -> None:
     assert sync_calls == [10, 20, 30, 40, 50]
     assert 1 <= len(async_calls) < 5  # conflated: the newest pending event wins
     assert op.progress.latest is events[-1]
+
+
+# -- a source whose cleanup raises ---------------------------------------------------------
+
+
+class _BadCleanup(Exception):
+    pass
+
+
+async def _cleanup_raises() -> AsyncIterator[int]:
+    try:
+        for i in range(100):
+            yield i
+    finally:
+        raise _BadCleanup("cleanup failed")
+
+
+async def test_a_source_whose_cleanup_raises_after_a_break_still_gets_the_whole_teardown() -> None:
+    token = CancelationToken()
+    registry_op_ids: list[str] = []
+    with pytest.raises(_BadCleanup, match="cleanup failed"):
+        async with Cancelable.with_token(token, register_globally=True) as op:
+            registry_op_ids.append(op.id)
+            async for item in op.stream(_cleanup_raises()):
+                if item == 3:
+                    break  # the stream is closed by the operation's exit, whose cleanup raises
+    assert op.status is OperationStatus.FAILED and op.context.error == "_BadCleanup: cleanup failed"
+    assert token.listener_count == 0 and current_operation() is None
+    assert OperationRegistry.get_instance().get_operation_sync(registry_op_ids[0]) is None
+    assert op.partial_result.count == 4
+
+
+async def test_a_source_whose_cleanup_raises_is_reported_after_a_cancellation_too() -> None:
+    with pytest.raises(_BadCleanup):
+        async with Cancelable() as op:
+            async for item in op.stream(_cleanup_raises()):
+                if item == 2:
+                    op.cancel_sync(message="stop")
+                    break
+    # the cleanup error comes out (it is what ended the operation); the cancel stays recorded
+    assert op.status is OperationStatus.FAILED and not op.is_cancelled
+    assert op.cancel_reason is not None and op.context.error == "_BadCleanup: cleanup failed"

@@ -1,0 +1,67 @@
+"""Data models (``_models.py``): ids, the record, partial results, ended records."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from cancelable_rx import Cancelable, CancelationToken, PartialResult
+from cancelable_rx._models import new_id
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_ids_are_uuid4_shaped_and_unique() -> None:
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(UUID4.match(i) for i in ids)
+    assert all(uuid.UUID(i).version == 4 for i in ids[:100])
+
+
+def test_ids_made_one_after_the_other_differ_in_their_leading_characters() -> None:
+    ids = [Cancelable().id for _ in range(5_000)] + [CancelationToken().id for _ in range(5_000)]
+    heads = {i[:8] for i in ids}
+    assert len(heads) == len(ids)  # a dashboard showing id[:8] tells every row apart
+
+
+_FORKING = """
+import os, sys
+from cancelable_rx._models import new_id
+before = [new_id() for _ in range(2000)]
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.write(w, "\\n".join(new_id() for _ in range(2000)).encode())
+    os._exit(0)
+os.close(w)
+chunks = []
+while chunk := os.read(r, 65536):
+    chunks.append(chunk)
+os.waitpid(pid, 0)
+child = b"".join(chunks).decode().split("\\n")
+after = [new_id() for _ in range(2000)]
+everything = before + after + child
+assert len(child) == 2000 and len(set(everything)) == len(everything), "an id repeated across the fork"
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX feature")
+def test_ids_stay_unique_across_forks() -> None:
+    # A fresh single-threaded interpreter forks (forking the test process, which has worker
+    # threads, is deprecated).
+    result = subprocess.run([sys.executable, "-c", _FORKING], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_partial_result_reads_like_a_dict_too() -> None:
+    partial = PartialResult(3, False, [1, 2, 3])
+    assert partial["count"] == 3 and partial["buffer"] == [1, 2, 3] and not partial["completed"]
+    with pytest.raises(KeyError):
+        partial["nope"]
