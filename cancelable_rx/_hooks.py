@@ -17,7 +17,7 @@ from typing import Any
 
 from ._checks import check_callable
 from ._loop import LoopHandle
-from ._models import OperationContext, ProgressEvent
+from ._models import OperationContext, OperationStatus, ProgressEvent
 from ._rx import HubObservable
 
 __all__ = (
@@ -169,6 +169,17 @@ class Hooks:
                     handle.spawn(_Awaiting(result, fn))
             except Exception:
                 logger.exception("cancelable_rx: progress callback %r failed", fn)
+
+    def finish(self, op_id: str, count: int | None, outcome: OperationStatus, message: str) -> None:
+        """The operation ended: send the final event (exact ``count``, ``outcome``) on the
+        progress observable and complete it.  Progress callbacks get no extra call."""
+        observable = self.observable
+        if observable is None:
+            observable = self.observable = ProgressObservable()  # created completed: late subscribers end at once
+        else:
+            metadata = {"count": count} if count is not None else None
+            observable.emit(ProgressEvent(op_id, message, metadata, count, outcome))
+        observable.complete()
 
     async def report(self, op_id: str, message: Any, metadata: dict[str, Any] | None) -> None:
         """``report_progress``: emit on the observable, then call every progress callback in

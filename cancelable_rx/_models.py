@@ -267,13 +267,22 @@ class ProgressEvent:
     """One progress report of an operation.
 
     ``count`` is the number of items a stream had produced when it reported (``None``
-    for reports made with ``report_progress``).
+    for reports made with ``report_progress``).  The last event of an operation's
+    ``progress`` observable is its *final* event: ``outcome`` is the operation's final
+    status (``None`` on every other event) and ``count`` the exact number of items its
+    stream delivered (``None`` if no stream ran); the observable completes after it.
     """
 
     operation_id: str
     message: Any
     metadata: dict[str, Any] | None = None
     count: int | None = None
+    outcome: OperationStatus | None = None
+
+    @property
+    def final(self) -> bool:
+        """True for the last event, sent when the operation ended."""
+        return self.outcome is not None
 
 
 @dataclass(slots=True)

@@ -947,7 +947,7 @@ class Operation:
 
     def _ended(self) -> None:
         """After the final status and end time are written: sync the record, tell the parent
-        and the registry."""
+        and the registry, end the progress observable (a final event, then completion)."""
         if self._ctx is not None:  # a record built meanwhile re-syncs itself (see `context`)
             with _LOCK:
                 self._sync_record()
@@ -957,6 +957,17 @@ class Operation:
         registry = self._registry
         if registry is not None:
             registry._on_exit(self, self._register_globally)
+        hooks = self._hooks
+        if hooks is not None:
+            partial = self._partial
+            count = partial.count if isinstance(partial, PartialResult) else None
+            fired = self._fired
+            status = self._status
+            if status is _CANCELLED and fired is not None:
+                message = f"cancelled ({fired.reason.value}): {fired.message}"
+            else:
+                message = status.value + (f": {self._error}" if self._error else "")
+            hooks.finish(self.id, count, status, message)
 
     async def _close_stream(self) -> BaseException | None:
         """Close a stream left open in the block (e.g. ``break`` without ``aclosing``).
@@ -1019,7 +1030,7 @@ class Operation:
         ):
             self._status = _COMPLETED  # _finish(COMPLETED), inlined: the hot path
             self._end_ts = _now()
-            if self._ctx is not None or self._parent is not None or self._registry is not None:
+            if self._ctx is not None or self._parent is not None or self._registry is not None or self._hooks:
                 self._ended()
             hooks = self._hooks
             if hooks is not None and hooks.has("complete"):

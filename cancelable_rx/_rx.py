@@ -82,7 +82,9 @@ class HubObservable(reactivex.Observable[T], Generic[T]):
 
     ``emit`` with no subscriber costs one attribute write, one read and one truth test.
     ``latest`` holds the last value emitted (a UI can sample it at its own pace), and
-    `aiter` gives a bounded async-iterator view for ``async for`` consumers.
+    `aiter` gives a bounded async-iterator view for ``async for`` consumers.  `complete`
+    ends it: subscribers get ``on_completed``, later ``emit`` calls are ignored, and a
+    subscriber that comes later is completed at once.  It never errors.
     """
 
     def aiter(self, maxsize: int = 128) -> ObservableIterator[T]:
@@ -93,13 +95,34 @@ class HubObservable(reactivex.Observable[T], Generic[T]):
     def __init__(self) -> None:
         super().__init__()
         self._hub = Hub()
+        self._completions: dict[Listener, Callable[[], object]] = {}
+        self.completed = False
         self.latest: T | None = None
 
     def emit(self, value: T) -> None:
-        """Send ``value`` to every subscriber; it also becomes `latest`."""
+        """Send ``value`` to every subscriber; it also becomes `latest`.  Ignored once the
+        observable has completed."""
+        if self.completed:
+            return
         self.latest = value
         if self._hub._listeners:
             self._hub.emit(value)
+
+    def complete(self) -> None:
+        """End the observable: every subscriber gets ``on_completed`` (isolated: a failure is
+        logged), and is unsubscribed.  Idempotent."""
+        with self._hub._lock:
+            if self.completed:
+                return
+            self.completed = True
+            done = tuple(self._completions.values())
+            self._completions.clear()
+            self._hub._listeners.clear()
+        for on_completed in done:
+            try:
+                on_completed()
+            except Exception:
+                logger.exception("cancelable_rx: on_completed of %r failed", on_completed)
 
     @property
     def has_subscribers(self) -> bool:
@@ -109,8 +132,18 @@ class HubObservable(reactivex.Observable[T], Generic[T]):
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         fn = observer.on_next
-        self._hub.add(fn)
-        return Disposable(lambda: self._hub.discard(fn))
+        with self._hub._lock:
+            if not self.completed:
+                self._hub._listeners[fn] = None
+                self._completions[fn] = observer.on_completed
+                return Disposable(lambda: self._unsubscribe(fn))
+        observer.on_completed()
+        return Disposable()
+
+    def _unsubscribe(self, fn: Listener) -> None:
+        with self._hub._lock:
+            self._hub._listeners.pop(fn, None)
+            self._completions.pop(fn, None)
 
 
 class FireOnce(reactivex.Observable[T], Generic[T]):

@@ -43,7 +43,8 @@ class _LineBar:
 
 
 class TerminalProgress:
-    """A progress bar that follows ``op.progress``; closes itself when ``op`` ends.
+    """A progress bar that follows ``op.progress``; when ``op`` ends it shows the exact final
+    count (the observable's final event) and closes itself (the observable completes).
 
     Thread-safety: updated from the thread that reports progress (the event loop).
     """
@@ -68,10 +69,7 @@ class TerminalProgress:
                 self._bar = tqdm(total=total, desc=label, file=out, unit="item", leave=True)
         if not hasattr(self, "_bar"):
             self._bar = _LineBar(total, label, out)
-        self._subscription = op.progress.subscribe(self._on_progress)
-        op.on_complete(lambda ctx: self.close()).on_cancel(lambda ctx: self.close()).on_error(
-            lambda ctx, err: self.close()
-        )
+        self._subscription = op.progress.subscribe(self._on_progress, on_completed=self.close)
 
     def _on_progress(self, event: ProgressEvent) -> None:
         count = event.count

@@ -16,6 +16,8 @@ from ._models import OperationStatus, ProgressEvent
 
 __all__ = ("OperationWidget", "progress_widget")
 
+_STYLES = {OperationStatus.COMPLETED: "success", OperationStatus.CANCELLED: "warning"}
+
 
 class Watched(Protocol):
     """What the widget needs from an operation (a ``Cancelable``)."""
@@ -28,16 +30,14 @@ class Watched(Protocol):
     def progress(self) -> ProgressObservable: ...
     def cancel_sync(self, *args: Any, **kwargs: Any) -> None: ...
     def on_start(self, callback: Callable[..., Any]) -> Any: ...
-    def on_complete(self, callback: Callable[..., Any]) -> Any: ...
-    def on_cancel(self, callback: Callable[..., Any]) -> Any: ...
-    def on_error(self, callback: Callable[..., Any]) -> Any: ...
 
 
 class OperationWidget:
     """A progress bar, a status line and a Cancel button for one operation.
 
     Clicking Cancel calls ``op.cancel_sync(message="cancelled from the notebook")``.
-    The widget follows progress events and shows the outcome when the operation ends.
+    The widget follows progress events; the final event (sent when the operation ends)
+    sets the exact count and shows the outcome.
     """
 
     def __init__(self, op: Watched, total: int | None = None, description: str | None = None) -> None:
@@ -59,9 +59,6 @@ class OperationWidget:
         self.box = widgets.VBox([widgets.HBox([self.bar, self.button]), self.status])
         self._subscription = op.progress.subscribe(self._on_progress)
         op.on_start(lambda ctx: self._set_status("running"))
-        op.on_complete(lambda ctx: self._finish("completed", "success"))
-        op.on_cancel(lambda ctx: self._finish(f"cancelled ({ctx.cancel_reason.value if ctx.cancel_reason else '?'}): {ctx.cancel_message}", "warning"))
-        op.on_error(lambda ctx, err: self._finish(f"failed: {err!r}", "danger"))
 
     def _on_click(self, _: Any) -> None:
         self.op.cancel_sync(message="cancelled from the notebook")
@@ -72,7 +69,10 @@ class OperationWidget:
             if self._total is None:
                 self.bar.max = max(self.bar.max, event.count)
             self.bar.value = min(event.count, self.bar.max)
-        self._set_status(str(event.message))
+        if event.outcome is not None:  # the final event: the exact count and the outcome
+            self._finish(str(event.message), _STYLES.get(event.outcome, "danger"))
+        else:
+            self._set_status(str(event.message))
 
     def _set_status(self, text: str) -> None:
         self.status.value = text

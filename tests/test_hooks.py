@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from cancelable_rx import Cancelable, TimeoutCancelation
+from cancelable_rx import Cancelable, OperationStatus, ProgressEvent, TimeoutCancelation
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +128,41 @@ async def test_progress_async_iterator_view() -> None:
         second = await view2.__anext__()
         await view2.aclose()
     assert (first.count, second.count) == (40, 50) and view2.dropped == 3
+
+
+async def test_progress_completes_when_the_operation_ends_with_the_exact_count() -> None:
+    async def source(n: int):  # noqa: ANN202 - a test source
+        for i in range(n):
+            yield i
+
+    op = Cancelable.with_timeout(5)
+    seen: list[tuple[int | None, bool]] = []
+    async with op:
+        stream_events = op.progress.aiter()  # an async consumer, as a rendering task would be
+        async for _ in op.stream(source(2040), report_interval=25):
+            pass
+
+    async def consume() -> None:
+        async for event in stream_events:  # ends when the observable completes
+            seen.append((event.count, event.final))
+
+    with anyio.fail_after(5):
+        await consume()
+    assert seen[-1] == (2040, True)  # 2040 processed, 2040 shown: not the last multiple of 25
+    late: list[object] = []
+    done: list[bool] = []
+    op.progress.subscribe(late.append, on_completed=lambda: done.append(True))
+    assert late == [] and done == [True]  # a late subscriber is completed at once
+
+
+async def test_the_final_event_carries_the_outcome() -> None:
+
+
+    finals: list[ProgressEvent] = []
+    op = Cancelable.with_timeout(0.01)
+    op.progress.subscribe(lambda e: finals.append(e) if e.final else None)
+    with pytest.raises(TimeoutCancelation):
+        async with op:
+            await anyio.sleep(1)
+    assert len(finals) == 1 and finals[0].outcome is OperationStatus.CANCELLED
+    assert finals[0].message.startswith("cancelled (timeout)") and finals[0].count is None

@@ -233,19 +233,23 @@ async def test_progress_events_observable_and_callbacks() -> None:
 
     op = Cancelable().on_progress(lambda i, m, meta: sync_calls.append(meta["count"]))
     op.on_progress(slow_async)
+    completed: list[bool] = []
     async with op:
-        op.progress.subscribe(events.append)
+        op.progress.subscribe(events.append, on_completed=lambda: completed.append(True))
         started = anyio.current_time()
         async for _ in op.stream(Source(50).gen(), report_interval=10):
             pass
         assert anyio.current_time() - started < 0.15  # blocking even once would take >= 0.2 s
         with anyio.fail_after(5):
             await done.wait()
-    assert [e.count for e in events] == [10, 20, 30, 40, 50]
+    # every report, then the final event (exact count, outcome), then completion
+    assert [e.count for e in events] == [10, 20, 30, 40, 50, 50]
     assert events[0].message == "Processed 10 items" and events[0].metadata == {"count": 10, "latest_item": 9}
-    assert sync_calls == [10, 20, 30, 40, 50]
+    assert [e.final for e in events] == [False] * 5 + [True]
+    assert events[-1].outcome is OperationStatus.COMPLETED and completed == [True]
+    assert sync_calls == [10, 20, 30, 40, 50]  # callbacks get no final call
     assert 1 <= len(async_calls) < 5  # conflated: the newest pending event wins
-    assert op.progress.latest is events[-1]
+    assert op.progress.latest is events[-1] and op.progress.completed
 
 
 # -- a source whose cleanup raises ---------------------------------------------------------
