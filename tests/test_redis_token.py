@@ -1,0 +1,332 @@
+"""DistributedToken against a real redis-server (started on a free port on 127.0.0.1),
+within one process: the record is the truth, the announcement only cuts latency."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+import redis
+from redis_support import eventually, fresh_namespace, open_fds
+
+from cancelable_rx import Cancelable, CancelationReason, CancelationToken, ManualCancelation, TimeoutSource
+from cancelable_rx.integrations.redis import CancelPayload, DistributedToken, Origin, RedisConnectError, _link
+from cancelable_rx.integrations.redis.testing import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with RedisServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def ns() -> str:
+    return fresh_namespace()
+
+
+@pytest.fixture
+def raw(server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server.url)
+    yield client
+    client.close()
+
+
+def _watches(ns: str) -> int:
+    """Watches of namespace ``ns`` held by this process (read from the I/O thread's state;
+    a snapshot is good enough for a count that must reach zero)."""
+    return sum(len(entry) for link in list(_link._links.values()) for key, entry in list(link.watches.items())
+               if key[0] == ns)
+
+
+async def test_a_cancel_stops_an_operation_with_its_reason_and_message(server: RedisServer, ns: str) -> None:
+    async with DistributedToken("job", server.url, namespace=ns) as listener:
+        assert listener.is_listening and not listener.is_cancelled
+        canceller = DistributedToken("job", server.url, namespace=ns)
+
+        async def cancel_soon() -> None:
+            await anyio.sleep(0.05)
+            assert await canceller.cancel(CancelationReason.MANUAL, "stop job") is True
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_soon)
+                with pytest.raises(ManualCancelation) as caught:
+                    async with Cancelable.with_token(listener):
+                        await anyio.sleep_forever()
+        assert caught.value.message == "stop job"
+        assert listener.reason is CancelationReason.MANUAL and listener.message == "stop job"
+        info = listener.cancel_info
+        assert info is not None and info.origin.pid == Origin.here().pid and info.name == "job"
+        assert not listener.is_listening  # a cancelled token listens no more
+
+
+async def test_a_listener_that_starts_after_the_cancel_is_cancelled(server: RedisServer, ns: str) -> None:
+    assert await DistributedToken("late", server.url, namespace=ns).cancel(CancelationReason.CONDITION, "early")
+    late = await DistributedToken("late", server.url, namespace=ns).start()
+    assert late.is_cancelled and late.reason is CancelationReason.CONDITION and late.message == "early"
+    with pytest.raises(Exception, match="already cancelled") as caught:
+        async with Cancelable.with_token(late):
+            await anyio.sleep(5)
+    assert caught.value.reason is CancelationReason.CONDITION  # type: ignore[attr-defined]
+    await late.aclose()
+
+
+async def test_the_first_reason_wins_and_repeats_change_nothing(server: RedisServer, ns: str, raw: redis.Redis) -> None:
+    a = DistributedToken("t", server.url, namespace=ns)
+    b = DistributedToken("t", server.url, namespace=ns)
+    assert await a.cancel(CancelationReason.TIMEOUT, "first") is True
+    assert await b.cancel(CancelationReason.MANUAL, "second") is False
+    assert b.reason is CancelationReason.TIMEOUT and b.message == "first"  # the record's reason, not ours
+    assert await a.cancel(CancelationReason.MANUAL, "again") is False
+    stored = CancelPayload.model_validate_json(raw.get(f"{ns}:token:t"))  # type: ignore[arg-type]
+    assert (stored.reason, stored.message) == (CancelationReason.TIMEOUT, "first")
+
+
+async def test_cancel_sync_from_a_thread_writes_the_record_first(server: RedisServer, ns: str) -> None:
+    listener = await DistributedToken("s", server.url, namespace=ns).start()
+    canceller = DistributedToken("s", server.url, namespace=ns)
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(canceller.cancel_sync(message="from a thread")))
+    thread.start()
+    thread.join(10)
+    assert results == [True]
+    await eventually(lambda: canceller.is_cancelled and listener.is_cancelled, 10)
+    assert listener.message == "from a thread"
+    assert canceller.cancel_sync() is False
+    await listener.aclose()
+
+
+async def test_the_token_works_where_a_token_does(server: RedisServer, ns: str) -> None:
+    """Composed with `|`, waited for, with callbacks, checked: the base token's interface."""
+    tok = DistributedToken("compose", server.url, namespace=ns)  # not started: using it starts it
+    called: list[str] = []
+    await tok.register_callback(lambda t: called.append(t.message or ""))
+    await eventually(lambda: tok.is_listening, 10)
+    other = DistributedToken("compose", server.url, namespace=ns)
+
+    async def cancel_soon() -> None:
+        await tok.wait_for_cancel()  # returns once the remote cancel arrived
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_soon)
+            async with Cancelable(suppress_cancelation=True).add_source(tok | TimeoutSource(30)) as op:
+                await other.cancel(message="composed")
+                await anyio.sleep_forever()
+    assert op.cancel_reason is CancelationReason.MANUAL and op.cancel_message == "composed"
+    with pytest.raises(ManualCancelation):
+        tok.check()
+    await eventually(lambda: called == ["composed"], 5)
+    assert isinstance(tok, CancelationToken)
+
+
+async def test_op_cancel_with_a_distributed_token_cancels_everywhere(server: RedisServer, ns: str) -> None:
+    remote = await DistributedToken("opc", server.url, namespace=ns).start()
+    mine = DistributedToken("opc", server.url, namespace=ns)
+    async with Cancelable.with_token(mine, suppress_cancelation=True) as op:
+        await op.cancel(message="from the operation")
+    await eventually(lambda: remote.is_cancelled, 10)
+    assert remote.message == "from the operation"
+    assert remote.cancel_info is not None and remote.cancel_info.origin.operation_id == op.id
+
+
+async def test_a_cancelled_record_expires_after_its_ttl(server: RedisServer, ns: str, raw: redis.Redis) -> None:
+    tok = DistributedToken("ttl", server.url, namespace=ns, ttl=0.3)
+    await tok.cancel(message="short-lived")
+    pttl = raw.pttl(f"{ns}:token:ttl")
+    assert 0 < pttl <= 300  # type: ignore[operator]
+    await eventually(lambda: raw.exists(f"{ns}:token:ttl") == 0, 5)
+    fresh = await DistributedToken("ttl", server.url, namespace=ns).start()
+    assert not fresh.is_cancelled  # the name can be cancelled anew
+    assert await fresh.cancel(message="again") is True
+    await fresh.aclose()
+
+
+async def test_a_wrong_password_is_a_clear_error_at_connect(ns: str) -> None:
+    with RedisServer(password="s3cret") as guarded:
+        bad = guarded.url.replace("s3cret", "wrong")
+        with pytest.raises(RedisConnectError) as caught:
+            await DistributedToken("pw", bad, namespace=ns).start()
+        text = str(caught.value)
+        assert "refused the credentials" in text and "wrong" not in text and "***" in text
+        assert "password" in text  # the fix
+        with pytest.raises(RedisConnectError, match="refused the credentials"):
+            await DistributedToken("pw", guarded.url.replace(":s3cret@", ""), namespace=ns).cancel()
+        async with DistributedToken("pw", guarded.url, namespace=ns) as good:  # the right one works
+            assert good.is_listening
+
+
+async def test_nothing_listening_is_a_clear_error_at_connect(ns: str) -> None:
+    with RedisServer() as srv:
+        url = srv.url
+    with pytest.raises(RedisConnectError, match="could not connect to Redis at redis://127.0.0.1"):
+        await DistributedToken("nobody", url, namespace=ns).start()
+
+
+async def test_a_malformed_record_or_message_is_logged_and_ignored(
+    server: RedisServer, ns: str, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "cancelable_rx.redis")
+    raw.set(f"{ns}:token:bad", b"\x80 not json")
+    tok = await DistributedToken("bad", server.url, namespace=ns, reread_interval=0.05).start()
+    assert not tok.is_cancelled and tok.is_listening
+    wrong_name = CancelPayload(name="other", reason=CancelationReason.MANUAL, origin=Origin.here())
+    for junk in (b"{}", b"[1, 2]", b'{"v": 2, "name": "bad"}', wrong_name.model_dump_json().encode(), b"x" * 70000):
+        raw.publish(f"{ns}:cancel:bad", junk)
+    await eventually(lambda: caplog.text.count("malformed cancel record") >= 6, 5)
+    assert caplog.text.count("malformed cancel record") <= 7  # the stored one once, not every re-read
+    assert not tok.is_cancelled and tok.is_listening
+    raw.delete(f"{ns}:token:bad")
+    assert await DistributedToken("bad", server.url, namespace=ns).cancel(message="valid") is True
+    await eventually(lambda: tok.is_cancelled, 5)  # the listener is alive
+    assert tok.message == "valid"
+
+
+async def test_the_listener_recovers_when_its_connection_is_killed(
+    server: RedisServer, ns: str, raw: redis.Redis
+) -> None:
+    tok = await DistributedToken("kill", server.url, namespace=ns, reread_interval=0.1).start()
+    link = tok._link
+    assert link is not None
+    before = link.reconnects
+    name = f"cancelable_rx-listener-{Origin.here().pid}"
+    assert raw.client_kill_filter(_type="pubsub", skipme=True) >= 1
+    await eventually(lambda: link.reconnects > before, 10)
+    assert any(c["name"] == name for c in raw.client_list(_type="pubsub"))
+    await DistributedToken("kill", server.url, namespace=ns).cancel(message="after the kill")
+    await eventually(lambda: tok.is_cancelled, 5)
+    assert tok.message == "after the kill"
+
+
+async def test_a_cancel_missed_while_disconnected_is_read_after_the_reconnect(
+    server: RedisServer, ns: str, raw: redis.Redis
+) -> None:
+    """The record is read again after a reconnect: an announcement nobody heard is not lost."""
+    tok = await DistributedToken("missed", server.url, namespace=ns, reread_interval=30).start()
+    payload = CancelPayload(name="missed", reason=CancelationReason.SIGNAL, message="unheard", origin=Origin.here())
+    raw.set(f"{ns}:token:missed", payload.model_dump_json())  # written, never announced
+    assert not tok.is_cancelled
+    raw.client_kill_filter(_type="pubsub", skipme=True)
+    await eventually(lambda: tok.is_cancelled, 10)  # far sooner than the 30 s re-read
+    assert tok.reason is CancelationReason.SIGNAL and tok.message == "unheard"
+
+
+async def test_the_periodic_re_read_sees_an_unannounced_record(server: RedisServer, ns: str, raw: redis.Redis) -> None:
+    tok = await DistributedToken("quiet", server.url, namespace=ns, reread_interval=0.1).start()
+    payload = CancelPayload(name="quiet", reason=CancelationReason.MANUAL, message="no announcement",
+                            origin=Origin.here())
+    raw.set(f"{ns}:token:quiet", payload.model_dump_json())
+    await eventually(lambda: tok.is_cancelled, 5)
+    assert tok.message == "no announcement"
+
+
+async def test_a_thousand_tokens_cancelled_at_once(server: RedisServer, ns: str) -> None:
+    names = [f"many-{i}" for i in range(1000)]
+    tokens = [DistributedToken(n, server.url, namespace=ns) for n in names]
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for tok in tokens:
+                tg.start_soon(tok.start)
+        assert all(t.is_listening for t in tokens)
+        cancellers = [DistributedToken(n, server.url, namespace=ns) for n in names]
+        async with anyio.create_task_group() as tg:
+            for c in cancellers:
+                tg.start_soon(c.cancel, CancelationReason.MANUAL, "all at once")
+        await eventually(lambda: all(t.is_cancelled for t in tokens), 10)
+    assert {t.message for t in tokens} == {"all at once"}
+    await eventually(lambda: _watches(ns) == 0, 5)
+
+
+async def test_listening_holds_nothing_for_tokens_no_longer_used(server: RedisServer, ns: str) -> None:
+    """Closed and collected tokens leave no watch; sockets do not grow with tokens."""
+    async with DistributedToken("keep", server.url, namespace=ns):  # keeps the link open
+        baseline = open_fds()
+        for i in range(300):
+            async with DistributedToken(f"n{i}", server.url, namespace=ns) as tok:
+                assert tok.is_listening
+        for i in range(300):
+            await DistributedToken(f"g{i}", server.url, namespace=ns).start()  # dropped without aclose
+        gc.collect()
+        await eventually(lambda: _watches(ns) == 1, 5)
+        assert open_fds() <= baseline + 2
+
+
+async def test_a_closed_token_no_longer_listens(server: RedisServer, ns: str) -> None:
+    tok = await DistributedToken("closed", server.url, namespace=ns).start()
+    await tok.aclose()
+    await tok.aclose()  # idempotent
+    assert not tok.is_listening
+    with pytest.raises(RuntimeError, match="was closed"):
+        await tok.start()
+    assert await tok.cancel(message="still cancellable") is True and tok.is_cancelled
+
+
+async def test_client_settings_are_taken_from_a_redis_py_client(server: RedisServer, ns: str) -> None:
+    client = redis.Redis(host="127.0.0.1", port=server.port, db=0)
+    async with DistributedToken("client", client, namespace=ns) as tok:
+        await DistributedToken("client", server.url, namespace=ns).cancel(message="via url")
+        await eventually(lambda: tok.is_cancelled, 5)
+    client.close()
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    with pytest.raises(TypeError, match="`redis` must be a Redis URL"):
+        DistributedToken("x", 6379)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`redis` must be a redis://, rediss:// or unix:// URL"):
+        DistributedToken("x", "http://localhost")
+    with pytest.raises(ValueError, match="`name` must be a non-empty str"):
+        DistributedToken("", "redis://localhost")
+    with pytest.raises(TypeError, match="`name` must be a str"):
+        DistributedToken(42, "redis://localhost")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`ttl` must be a finite number of seconds > 0"):
+        DistributedToken("x", "redis://localhost", ttl=0)
+    with pytest.raises(ValueError, match="`reread_interval`"):
+        DistributedToken("x", "redis://localhost", reread_interval=float("nan"))
+    with pytest.raises(ValueError, match="`namespace` must be a non-empty str"):
+        DistributedToken("x", "redis://localhost", namespace="")
+    with pytest.raises(ValueError, match=r"`redis` .* got 'redis://:\*\*\*@"):
+        DistributedToken("x", "redis://:pw@host:1:2/0")
+    with pytest.raises(ValueError, match="`reason` must be a CancelationReason"):
+        DistributedToken("x", "redis://localhost").cancel_sync("nope")  # type: ignore[arg-type]
+
+
+def test_equal_tokens_name_the_same_record() -> None:
+    a = DistributedToken("same", "redis://localhost/0", namespace="n")
+    assert a == DistributedToken("same", "redis://localhost/0", namespace="n")
+    assert a != DistributedToken("same", "redis://localhost/0", namespace="m")
+    assert len({a, DistributedToken("same", "redis://localhost/0", namespace="n")}) == 1
+    assert a.id == "same" and a.name == "same"
+
+
+async def test_the_listener_never_blocks_the_event_loop(server: RedisServer, ns: str) -> None:
+    """While 200 tokens start and are cancelled, the caller's loop keeps ticking."""
+    gaps: list[float] = []
+
+    async def ticker(done: anyio.Event) -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await anyio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    done = anyio.Event()
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker, done)
+            tokens = [DistributedToken(f"b{i}", server.url, namespace=ns) for i in range(200)]
+            for tok in tokens:
+                await tok.start()
+            for tok in tokens:
+                await DistributedToken(tok.name, server.url, namespace=ns).cancel()
+            await eventually(lambda: all(t.is_cancelled for t in tokens), 10)
+            done.set()
+    assert gaps and max(gaps) < 0.5
