@@ -46,7 +46,7 @@ from ._models import (
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
 from ._rx import ObservableIterator, observe, to_observable
 from ._standalone import cancelable_stream
-from ._terminal import TerminalProgress, terminal_progress
+from ._terminal import RichProgress, TerminalProgress, rich_progress, terminal_progress
 from ._token import CancelationToken, LinkedCancelationToken
 from .sources import (
     AllOfSource,
@@ -102,6 +102,7 @@ __all__ = (
     "ProgressCallbackType",
     "ProgressEvent",
     "ProgressObservable",
+    "RichProgress",
     "SignalCancelation",
     "SignalSource",
     "SourceHost",
@@ -129,6 +130,7 @@ __all__ = (
     "item_timeout",
     "observe",
     "progress",
+    "rich_progress",
     "stop_when",
     "terminal_progress",
     "to_observable",

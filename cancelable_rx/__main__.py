@@ -85,9 +85,10 @@ async def _run(args: argparse.Namespace) -> int:
         .combine(Cancelable.with_condition(lambda: bad > args.max_bad, 0.02, "too_many_bad_records"))
     )
     bar = None if args.no_progress else terminal_progress(op, total=args.items, desc="records")
+    records = op.stream(produce(args.items, args.rate, args.bad_ratio, args.seed), report_interval=25)
     try:
         async with op:
-            async for record in op.stream(produce(args.items, args.rate, args.bad_ratio, args.seed), report_interval=25):
+            async for record in records:
                 if record["value"] is None:
                     bad += 1
                     continue
@@ -95,7 +96,7 @@ async def _run(args: argparse.Namespace) -> int:
     except CancelationError as err:
         if bar is not None:
             bar.close()
-        partial = op.partial_result
+        partial = records.partial_result
         last = [r["id"] for r in (partial.buffer or [])[-3:]]
         print(f"stopped: {type(err).__name__} (reason={err.reason.value}): {err.message}")
         print(f"partial result: {partial.count} of {args.items} records read, {len(stored)} stored, {bad} bad; last ids read: {last}")
@@ -104,7 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
         return _EXIT_FOR_REASON.get(err.reason, 1) if args.fail_on_cancel else 0
     if bar is not None:
         bar.close()
-    print(f"completed: {op.partial_result.count} records read, {len(stored)} stored, {bad} bad")
+    print(f"completed: {records.partial_result.count} records read, {len(stored)} stored, {bad} bad")
     return 0
 
 

@@ -93,7 +93,7 @@ class Cancelable(Operation):
     @classmethod
     def _made(cls, default_name: str, operation_id: str | None, name: str | None, kwargs: dict[str, Any]) -> Self:
         """The one helper behind every factory: a new operation with a default name."""
-        op = cls(operation_id, name, **kwargs) if kwargs else cls(operation_id, name)
+        op = cls(operation_id, name, **kwargs)
         op._default_name = default_name
         return op
 
@@ -127,8 +127,9 @@ class Cancelable(Operation):
         """An operation cancelled when ``token`` is cancelled, with the token's reason.
 
         ``op.token`` is ``token`` itself, so ``op.cancel()`` cancels the shared token (as in
-        ``hother-cancelable``).  Entering with a token that is already cancelled cancels the
-        operation at once; leaving raises with a message that says so.
+        ``hother-cancelable``) while the operation has not ended; cancelling an ended
+        operation changes nothing, its token included.  Entering with a token that is already
+        cancelled cancels the operation at once; leaving raises with a message that says so.
         """
         if not isinstance(token, CancelationToken):  # check_instance(), inlined: a hot path
             fail_type("token", "a CancelationToken", token, "e.g. CancelationToken()")
@@ -347,7 +348,9 @@ class Cancelable(Operation):
 
     # -- threads, wrapping, shielding -----------------------------------------------------
 
-    async def run_in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run_in_thread(
+        self, func: Callable[..., T], *args: Any, abandon_on_cancel: bool = False, **kwargs: Any
+    ) -> T:
         """Run ``func(*args, **kwargs)`` in a worker thread with this task's context variables
         (``current_operation()`` is this operation there).
 
@@ -358,6 +361,12 @@ class Cancelable(Operation):
         ``current_operation().check_cancelation_sync()`` raises then; poll either in long
         loops.  A deadline that passes while the thread runs cancels the operation even if
         the block has no checkpoint after it: leaving raises `TimeoutCancelation`.
+
+        With ``abandon_on_cancel=True`` (keyword-only, as in ``anyio.to_thread.run_sync``) the
+        await ends as soon as the operation (or an enclosing scope) is cancelled, and the
+        thread is left running in the background: its result or exception is lost, it may go
+        on using resources the block has released, and the process cannot stop it.  Use it
+        only for work that is safe to abandon (a blocking read whose result nobody needs).
         """
         check_callable(func, "func", "func(*args, **kwargs)")
         ctx = contextvars.copy_context()
@@ -366,7 +375,7 @@ class Cancelable(Operation):
             current.set(self)
             return func(*args, **kwargs)
 
-        return await anyio.to_thread.run_sync(ctx.run, runner)
+        return await anyio.to_thread.run_sync(ctx.run, runner, abandon_on_cancel=bool(abandon_on_cancel))
 
     def wrap(self, operation: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         """Wrap an async callable so each call first checks this operation's cancellation."""
@@ -417,9 +426,6 @@ class Cancelable(Operation):
             display(progress_widget(self))
         except ImportError:
             display(repr(self))
-
-    def __repr__(self) -> str:
-        return f"<Cancelable {self.name or 'operation'!r} {self._status.value}>"
 
 
 def current_operation() -> Cancelable | None:

@@ -61,6 +61,11 @@ class CancelationError(Exception):
         self._context = context
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the attributes (reason, message, subclass fields), not the args."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_op"}
+        return (_restore, (type(self), self.message, state))
+
     @property
     def context(self) -> OperationContext | None:
         """The cancelled operation's record (built on first access)."""
@@ -73,8 +78,12 @@ class CancelationError(Exception):
         self._context = value
 
 
-class TimeoutCancelation(CancelationError):
-    """The operation's deadline passed."""
+class TimeoutCancelation(CancelationError, TimeoutError):
+    """The operation's deadline passed.
+
+    It is also a `TimeoutError` (as ``anyio.fail_after`` raises), so ``except TimeoutError``
+    and retry libraries that look for one see it.
+    """
 
     def __init__(
         self,
@@ -156,6 +165,13 @@ class DisconnectCancelation(CancelationError):
 
     def __init__(self, message: str | None = None, context: OperationContext | None = None) -> None:
         super().__init__(CancelationReason.DISCONNECT, message or "Operation cancelled: the peer disconnected", context)
+
+
+def _restore(cls: type[CancelationError], message: str, state: dict[str, Any]) -> CancelationError:
+    err = cls.__new__(cls, message)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
 
 
 def _timeout(e: CancelEvent) -> CancelationError:

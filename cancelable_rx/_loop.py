@@ -114,7 +114,11 @@ async def _run_logged(fn: Callable[[], Awaitable[object]]) -> None:
 
 def _start_task(handle: LoopHandle, fn: Callable[[], Awaitable[object]]) -> None:
     if handle.is_trio:
-        sys.modules["trio"].lowlevel.spawn_system_task(_run_logged, fn)
+        try:
+            sys.modules["trio"].lowlevel.spawn_system_task(_run_logged, fn)
+        except RuntimeError:  # the run is shutting down ("Nursery is closed to new arrivals")
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("trio run ending; dropped background task %r", fn)
     else:
         task = asyncio.ensure_future(_run_logged(fn))
         _background.add(task)  # keep a strong reference until it finishes

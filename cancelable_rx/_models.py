@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,7 @@ __all__ = (
 )
 
 logger = logging.getLogger("cancelable_rx")
+T = TypeVar("T")
 
 
 class OperationStatus(str, Enum):  # noqa: UP042 - str() of members as in hother-cancelable
@@ -286,7 +287,7 @@ class ProgressEvent:
 
 
 @dataclass(slots=True)
-class PartialResult:
+class PartialResult(Generic[T]):
     """What a stream had produced when it ended, however it ended.
 
     ``count`` items were yielded to the consumer; ``completed`` is True only when the
@@ -296,7 +297,7 @@ class PartialResult:
 
     count: int = 0
     completed: bool = False
-    buffer: list[Any] | None = field(default=None)
+    buffer: list[T] | None = field(default=None)
 
     def __getitem__(self, key: str) -> Any:
         """Dict-style access (``partial["count"]``) for code written against dicts."""

@@ -220,6 +220,7 @@ class Operation:
         "_stream",
         "_children",
         "_recent",
+        "_child_version",
         "_hooks",
         "_registry",
         "_ctx",
@@ -261,6 +262,7 @@ class Operation:
     _stream: Any  # the stream iterator attached to this operation (the stream port)
     _children: dict[Operation, None] | None  # live children, in entry order
     _recent: deque[str] | None  # ids of the last RECENT_CHILDREN ended children
+    _child_version: int  # counts adoptions and releases (a record built meanwhile re-syncs)
     _hooks: Hooks | None
     _registry: OperationRegistry | None
     _ctx: OperationContext | None
@@ -325,6 +327,7 @@ class Operation:
         self._stream = None
         self._children = None
         self._recent = None
+        self._child_version = 0
         self._hooks = None
         self._registry = None
         self._ctx = None
@@ -425,7 +428,7 @@ class Operation:
         return max(0.0, deadline - handle.now())
 
     @property
-    def partial_result(self) -> Any:
+    def partial_result(self) -> PartialResult[Any] | None:
         """The `PartialResult` of this operation's stream: live while it runs, final once it
         ended (however it ended).  None if no stream ran."""
         stream = self._stream
@@ -456,7 +459,9 @@ class Operation:
 
     def _progress_mark(self) -> tuple[object, ...]:
         """What a record build must not miss: the fields the loop writes without the lock."""
-        return (self._status, self._start_ts, self._end_ts, self._partial, self._error, self._fired)
+        return (
+            self._status, self._start_ts, self._end_ts, self._partial, self._error, self._fired, self._child_version
+        )
 
     def _build_record(self) -> OperationContext:
         fired = self._fired
@@ -490,6 +495,7 @@ class Operation:
         ctx.cancel_message = fired.message if fired is not None else None
         ctx.partial_result = self._partial
         ctx.error = self._error
+        ctx.child_ids = self._child_id_set()
 
     def _child_id_set(self) -> set[str]:
         ids = {child.id for child in tuple(self._children or ())}
@@ -614,6 +620,9 @@ class Operation:
             if self._state == DONE or self._failure is not None:
                 return
             self._failure = exc
+            stream = self._stream
+            if stream is not None:
+                stream.stop = True
         handle = self._handle
         if handle is not None:
             handle.call(self._cancel_scope)
@@ -729,8 +738,10 @@ class Operation:
         if children is None:
             children = self._children = {}
         children[child] = None
+        self._child_version += 1
         if self._ctx is not None:
-            self._ctx.child_ids.add(child.id)
+            with _LOCK:
+                self._ctx.child_ids.add(child.id)
         fired = self._fired
         if fired is not None and not child._shielded:
             child._fire(self._parent_event(fired))
@@ -744,10 +755,14 @@ class Operation:
         recent = self._recent
         if recent is None:
             recent = self._recent = deque(maxlen=RECENT_CHILDREN)
+        self._child_version += 1
         ctx = self._ctx
         if ctx is not None and len(recent) == RECENT_CHILDREN:
-            ctx.child_ids.discard(recent[0])
-        recent.append(child.id)
+            with _LOCK:
+                ctx.child_ids.discard(recent[0])
+                recent.append(child.id)
+        else:
+            recent.append(child.id)
 
     # -- entering -------------------------------------------------------------------------
 
@@ -845,12 +860,15 @@ class Operation:
         handle = last[1] if last[0] is get_running_loop() else None
         if handle is None:
             handle = capture()
-        if self._timeout == _INF and not self._sources and self._parent is None and self._ctx is None:
+        if self._timeout == _INF and not self._sources and self._parent is None:
             # _start(), inlined for an operation without deadlines (the hot path)
             self._handle = handle
             self._state = RUNNING
             self._start_ts = _now()
-            self._status = OperationStatus.SHIELDED if self._shielded else _RUNNING
+            self._status = _RUNNING  # (a shielded operation has a parent: not this path)
+            if self._ctx is not None:  # built from another thread meanwhile: see `context`
+                with _LOCK:
+                    self._sync_record()
             scope = self._scope = handle.scope_cls()
         else:
             scope = self._scope = handle.scope_cls(deadline=self._start(handle))
@@ -892,13 +910,19 @@ class Operation:
         if self._fired is not None or self._failure is not None:  # cancelled before or while arming
             if self._fired is not None:
                 self._status = _CANCELLED
+                if self._ctx is not None:
+                    with _LOCK:
+                        self._sync_record()
             scope.cancel()
-        if self._register_globally:
-            registry = self._registry = OperationRegistry.get_instance()
-            registry._on_enter(self)
-        hooks = self._hooks
-        if hooks is not None and hooks.has("start"):
-            await hooks.trigger("start", self.context)
+        if self._register_globally or self._hooks is not None:
+            try:
+                if self._register_globally:
+                    registry = self._registry = OperationRegistry.get_instance()
+                    registry._on_enter(self)
+                await self._trigger("start")
+            except BaseException as err:  # e.g. KeyboardInterrupt in a start callback: leave properly
+                await self.__aexit__(type(err), err, err.__traceback__)
+                raise
         return self
 
     # -- leaving ----------------------------------------------------------------------------
@@ -977,7 +1001,7 @@ class Operation:
         try:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
-        except Exception as err:
+        except BaseException as err:  # raised after the whole teardown, never instead of it
             return err
         finally:
             if self._stream is stream:
@@ -1032,11 +1056,58 @@ class Operation:
             self._end_ts = _now()
             if self._ctx is not None or self._parent is not None or self._registry is not None or self._hooks:
                 self._ended()
-            hooks = self._hooks
-            if hooks is not None and hooks.has("complete"):
-                await hooks.trigger("complete", self.context)
+                if self._hooks is not None:
+                    await self._trigger("complete")
             return False
         return await self._leave(exc_type, exc, swallowed, raised, cleanup)
+
+    def _decide(self, exc: BaseException | None, own: bool) -> OperationStatus:
+        """Record why a sealed operation ended and set its final status (the one classifier,
+        for blocks and detached streams alike).
+
+        ``exc`` is what ended it (None: a clean end; ``GeneratorExit``: a detached stream
+        closed by its consumer, which is a clean end too); ``own`` says ``exc`` is the
+        operation's own cancellation (caught by its scope, or its typed error).
+        """
+        failure = self._failure
+        if failure is not None:  # a source could not go on watching
+            self._error = f"{type(failure).__name__}: {failure}"
+            self._finish(_FAILED)
+            return _FAILED
+        fired = self._fired
+        if exc is None or own or isinstance(exc, GeneratorExit):
+            if fired is None:
+                handle = self._handle
+                caught = own or (self._deadline != _INF and handle is not None and handle.now() >= self._deadline)
+                if not caught:
+                    self._finish(_COMPLETED)
+                    return _COMPLETED
+                # caught with nothing recorded, or ended past its deadline: the deadline passed
+                fired = self._timeout_event()
+                self._store_sealed(fired)
+                if isinstance(fired.source, CancelationSource):
+                    fired.source.fire(fired.message)
+            # A source that fired because it failed (an erroring observable) keeps its error.
+            cause = getattr(fired.source, "error", None)
+            if isinstance(cause, BaseException):
+                self._error = f"{type(cause).__name__}: {cause}"
+            self._finish(_CANCELLED)
+            return _CANCELLED
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            # An enclosing cancellation: it propagates untouched (it is not ours to catch).
+            if fired is None:
+                self._store_sealed(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
+            self._finish(_CANCELLED)
+            return _CANCELLED
+        if isinstance(exc, CancelationError):
+            # A typed cancellation raised in the body (a token's check(), a nested operation).
+            if fired is None:
+                self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
+            self._finish(_CANCELLED)
+            return _CANCELLED
+        self._error = f"{type(exc).__name__}: {exc}"  # the body's error wins over a pending cancel
+        self._finish(_FAILED)
+        return _FAILED
 
     async def _leave(
         self,
@@ -1046,47 +1117,35 @@ class Operation:
         raised: BaseException | None,
         cleanup: BaseException | None,
     ) -> bool:
-        """Decide the outcome of a sealed operation that did not simply complete."""
-        failure = self._failure
-        if failure is not None or cleanup is not None:
-            error = failure if failure is not None else cleanup
-            assert error is not None
-            self._error = f"{type(error).__name__}: {error}"
+        """Leave a sealed operation that did not simply complete: decide, run the callbacks,
+        then raise what leaving raises."""
+        own = exc_type is None or swallowed  # leaving raises the typed error if it was cancelled
+        if cleanup is not None and self._failure is None:
+            # the stream's source failed to close: that error ends the operation
+            self._error = f"{type(cleanup).__name__}: {cleanup}"
             self._finish(_FAILED)
-            await self._trigger("error", error)
-            if exc is not None and exc is not error and error.__context__ is None:
-                error.__context__ = exc
-            raise error
-        fired = self._fired
-        if exc_type is None or swallowed:
-            # Our own cancellation: requested, or caught by our scope.
-            if fired is None:  # caught with nothing recorded: the deadline passed
-                fired = self._timeout_event()
-                self._store_sealed(fired)
-                if isinstance(fired.source, CancelationSource):
-                    fired.source.fire(fired.message)
-            self._finish(_CANCELLED)
-            await self._trigger("cancel")
-            if self._suppress:
-                return exc_type is not None
-            raise error_for(fired, self) from exc
-        assert exc is not None
-        if isinstance(exc, anyio.get_cancelled_exc_class()):
-            # An enclosing cancellation: propagates untouched (it is not ours to catch).
-            if fired is None:
-                self._store_sealed(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
-            self._finish(_CANCELLED)
-            await self._trigger("cancel")
-        elif isinstance(exc, CancelationError):
-            # A typed cancellation raised in the body (a token's check(), a nested operation).
-            if fired is None:
-                self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
-            self._finish(_CANCELLED)
-            await self._trigger("cancel")
+            status = _FAILED
         else:
-            self._error = f"{type(exc).__name__}: {exc}"
-            self._finish(_FAILED)
-            await self._trigger("error", exc)
+            status = self._decide(exc, swallowed)
+        if status is _COMPLETED:
+            await self._trigger("complete")
+            return False
+        if status is _CANCELLED:
+            await self._trigger("cancel")
+            if own:
+                if self._suppress:
+                    return exc_type is not None
+                fired = self._fired
+                assert fired is not None
+                cause = getattr(fired.source, "error", None)
+                raise error_for(fired, self) from (cause if isinstance(cause, BaseException) else exc)
+        else:
+            error = self._failure if self._failure is not None else cleanup if cleanup is not None else exc
+            await self._trigger("error", error)
+            if error is not exc and error is not None:
+                if exc is not None and error.__context__ is None:
+                    error.__context__ = exc
+                raise error
         if raised is not None:
             raise raised
         return False
@@ -1101,11 +1160,12 @@ class Operation:
         hooks = self._hooks
         if hooks is None or not hooks.has(kind):
             return
-        if kind == "error":
-            if isinstance(error, Exception):
-                await hooks.trigger(kind, self.context, error)
-        else:
-            await hooks.trigger(kind, self.context)
+        with anyio.CancelScope(shield=True):  # callbacks run to the end: the outcome is decided
+            if kind == "error":
+                if isinstance(error, Exception):
+                    await hooks.trigger(kind, self.context, error)
+            else:
+                await hooks.trigger(kind, self.context)
 
     # -- the stream port --------------------------------------------------------------------
 
@@ -1142,9 +1202,11 @@ class Operation:
         if not keep_buffers and isinstance(partial, PartialResult) and partial.buffer is not None:
             partial = PartialResult(partial.count, partial.completed, None)
         ctx = self._ctx
-        if ctx is not None:
+        if ctx is not None:  # a copy of the record as its reader sees it (values are not copied)
             with _LOCK:
-                copy = ctx.model_copy(deep=True, update={"partial_result": partial})
+                copy = ctx.model_copy(
+                    update={"partial_result": partial, "child_ids": set(ctx.child_ids), "metadata": dict(ctx.metadata)}
+                )
             return EndedRecord(copy.status, copy.duration_seconds, self._end_ts, context=copy)
         fired = self._fired
         fields = {
@@ -1207,38 +1269,27 @@ class Operation:
         finally:
             self._scope = None
             if scope.cancelled_caught:
-                failure = self._failure
-                if failure is not None:
-                    raise failure
-                if self._fired is None:
+                if self._fired is None and self._failure is None:
                     self._record(self._timeout_event())
-                raise self._cancel_error()
+                raise self._stop_error()
         raise AssertionError("unreachable")  # pragma: no cover - the scope caught a cancellation
 
-    def _end_detached(self, exc: BaseException | None) -> None:
-        """A detached stream ended (``exc`` is what ended it, if anything)."""
+    def _end_detached(self, exc: BaseException | None, own: bool = False) -> None:
+        """A detached stream ended: ``exc`` is what ended it, if anything (``own``: it is the
+        operation's typed error, raised by `_fetch_detached`).  Same classifier as a block."""
         if self._state != RUNNING:
             return
         self._disarm_all()
         if self._host is not None:
             self._host.close()
         self._seal()
-        if self._fired is not None:
-            self._finish(_CANCELLED)
-            return
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                self._store_sealed(CancelEvent(CancelationReason.PARENT, "Cancelled by an enclosing cancel scope", None))
-                self._finish(_CANCELLED)
-                return
-            if isinstance(exc, CancelationError):
-                self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
-                self._finish(_CANCELLED)
-                return
-            self._error = f"{type(exc).__name__}: {exc}"
-            self._finish(_FAILED)
-            return
-        self._finish(_FAILED if self._failure is not None else _COMPLETED)
+        self._decide(exc, own)
+
+    def _stop_error(self) -> BaseException:
+        """What a stream raises when it stops for the operation: the failure of a source, if
+        one failed, else the typed error of the recorded cancellation."""
+        failure = self._failure
+        return failure if failure is not None else self._cancel_error()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name or 'operation'!r} {self._status.value}>"

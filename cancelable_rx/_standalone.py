@@ -44,7 +44,9 @@ def cancelable_stream(
     if token is not None:
         check_instance(token, CancelationToken, "token", "a CancelationToken or None")
     if timeout is not None and token is not None:
-        op = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name).combine(Cancelable.with_token(token))
+        op = Cancelable.with_timeout(timeout).combine(Cancelable.with_token(token))
+        op._id = operation_id  # combine() names its operation; the caller's id and name win
+        op._name = name or "stream_timeout_token"
     elif timeout is not None:
         op = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name or "stream_timeout")
     elif token is not None:

@@ -1,7 +1,8 @@
-"""A terminal progress bar fed by an operation's progress observable.
+"""Terminal progress bars fed by an operation's progress observable.
 
-Uses tqdm when it is installed (``pip install cancelable-rx[progress]``); otherwise a
-small built-in bar that rewrites one line of stderr.
+`terminal_progress` uses tqdm when it is installed (``pip install -e ".[progress]"`` from a
+clone), otherwise a small built-in bar that rewrites one line of stderr; `rich_progress`
+uses rich (the ``rich`` extra).  Both end on the exact final count.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ._cancelable import Cancelable
 from ._checks import check_instance, check_positive_int
 from ._models import ProgressEvent
 
-__all__ = ("TerminalProgress", "terminal_progress")
+__all__ = ("RichProgress", "TerminalProgress", "rich_progress", "terminal_progress")
 
 
 class _LineBar:
@@ -100,3 +101,52 @@ def terminal_progress(op: Cancelable, total: int | None = None, desc: str | None
                       file: TextIO | None = None) -> TerminalProgress:
     """Show a terminal progress bar for ``op`` (tqdm if installed, else a built-in one)."""
     return TerminalProgress(op, total, desc, file)
+
+
+class RichProgress:
+    """A `rich <https://rich.readthedocs.io>`_ progress bar that follows ``op.progress``
+    (needs the ``rich`` extra).  It shows the exact final count and stops when the operation
+    ends (the observable's final event, then its completion).
+
+    Thread-safety: updated from the thread that reports progress (the event loop); rich
+    renders from its own refresh thread.
+    """
+
+    def __init__(self, op: Cancelable, total: int | None = None, desc: str | None = None, console: Any = None) -> None:
+        check_instance(op, Cancelable, "op", "a Cancelable")
+        if total is not None:
+            check_positive_int(total, "total", "or None when the total is unknown")
+        try:
+            from rich.progress import Progress  # noqa: PLC0415 - rich is optional (the rich extra)
+        except ImportError as err:  # pragma: no cover - exercised only without the extra
+            raise ImportError('rich_progress needs rich: pip install -e ".[rich]" from a clone') from err
+        self.op = op
+        self.progress = Progress(console=console, transient=False)
+        self.task = self.progress.add_task(desc or op.name or "operation", total=total)
+        self.count = 0
+        self.outcome: str | None = None
+        self.progress.start()
+        self._subscription = op.progress.subscribe(self._on_progress, on_completed=self.close)
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if event.count is not None:
+            self.count = event.count
+            self.progress.update(self.task, completed=event.count)
+        if event.outcome is not None:
+            self.outcome = str(event.message)
+            self.progress.update(self.task, description=f"{self.progress.tasks[0].description} [{event.outcome.value}]")
+
+    def close(self) -> None:
+        self._subscription.dispose()
+        self.progress.stop()
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rich_progress(op: Cancelable, total: int | None = None, desc: str | None = None, console: Any = None) -> RichProgress:
+    """Show a rich progress bar for ``op`` (``pip install -e ".[rich]"`` from a clone)."""
+    return RichProgress(op, total, desc, console)

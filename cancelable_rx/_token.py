@@ -1,7 +1,7 @@
 """CancelationToken and LinkedCancelationToken.
 
 A token is a thread-safe, fire-once flag with a reason.  Operations listen to it through
-a lock-protected listener set (no reactivex machinery on the enter/exit path) and stop
+a lock-free listener dict (see ``CancelationToken._listen``) (no reactivex machinery on the enter/exit path) and stop
 listening when they exit, so a long-lived token shared by a million sequential
 operations holds nothing afterwards.
 """

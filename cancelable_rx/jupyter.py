@@ -44,7 +44,7 @@ class OperationWidget:
         try:
             import ipywidgets as widgets  # noqa: PLC0415 - ipywidgets is optional (the jupyter extra)
         except ImportError as err:  # pragma: no cover - exercised only without the extra
-            raise ImportError("progress_widget needs ipywidgets: pip install 'cancelable-rx[jupyter]'") from err
+            raise ImportError('progress_widget needs ipywidgets: pip install -e ".[jupyter]" from a clone') from err
         if not (callable(getattr(type(op), "cancel_sync", None)) and hasattr(type(op), "progress")):
             fail_type("op", "a Cancelable", op)
         if total is not None:

@@ -166,3 +166,39 @@ async def test_the_final_event_carries_the_outcome() -> None:
             await anyio.sleep(1)
     assert len(finals) == 1 and finals[0].outcome is OperationStatus.CANCELLED
     assert finals[0].message.startswith("cancelled (timeout)") and finals[0].count is None
+
+
+async def test_a_start_callback_that_awaits_in_a_cancelled_operation_runs_to_its_end() -> None:
+    from cancelable_rx import CancelationToken, ManualCancelation, current_operation
+
+    token = CancelationToken()
+    token.cancel_sync(message="before")
+    ran: list[str] = []
+
+    async def on_start(ctx: object) -> None:
+        await anyio.sleep(0.01)  # a checkpoint in an already cancelled operation
+        ran.append("start done")
+
+    op = Cancelable.with_token(token).on_start(on_start)
+    with pytest.raises(ManualCancelation):
+        async with op:
+            await anyio.sleep(5)
+    assert ran == ["start done"] and op.status is OperationStatus.CANCELLED
+    assert token.listener_count == 0 and current_operation() is None
+    await anyio.sleep(0)  # nothing of the operation is left entered in this task
+
+
+async def test_a_base_exception_in_a_start_callback_leaves_the_operation_properly() -> None:
+    from cancelable_rx import CancelationToken, current_operation
+
+    token = CancelationToken()
+
+    def on_start(ctx: object) -> None:
+        raise KeyboardInterrupt
+
+    op = Cancelable.with_token(token).on_start(on_start)
+    with pytest.raises(KeyboardInterrupt):
+        async with op:
+            pytest.fail("the body must not run")  # pragma: no cover
+    assert op.status is OperationStatus.FAILED and token.listener_count == 0 and current_operation() is None
+    await anyio.sleep(0)

@@ -15,6 +15,7 @@ After each run every view of the outcome must agree: what leaving raised, ``stat
 from __future__ import annotations
 
 import dis
+import linecache
 import sys
 import threading
 from collections.abc import Callable
@@ -77,13 +78,19 @@ _TAKES_THE_LOCK = {
 
 def _release_when_the_loop_needs_the_lock(go: threading.Event) -> Tracer:
     """A tracer for the loop thread: a thread paused while holding the engine's lock is
-    released as soon as the loop is about to wait for that lock (else the test would hang
-    where the real program only waits a moment)."""
+    released as soon as the loop is about to wait for that lock (a call into a function that
+    takes it, or a `with _LOCK:` line of the engine), else the test would hang where the real
+    program only waits a moment."""
+
+    def local(frame: FrameType, event: str, arg: Any) -> Tracer | None:
+        if event == "line" and "with _LOCK" in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+            go.set()
+        return local
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Tracer | None:
         if event == "call" and frame.f_code in _TAKES_THE_LOCK:
             go.set()
-        return None
+        return local if frame.f_code.co_filename == engine.__file__ else None
 
     return tracer
 
@@ -247,3 +254,40 @@ async def test_a_record_built_off_the_loop_is_never_left_stale() -> None:
         thread.join(5)
         ctx = op.context
         assert ctx.status is OperationStatus.COMPLETED and ctx.end_time is not None, (line, ctx.status)
+
+
+async def test_a_record_built_while_the_operation_starts_shows_it_running() -> None:
+    build_path = _lines(engine.Operation.context.fget, engine.Operation._build_record, engine.Operation._progress_mark)  # type: ignore[arg-type]
+    for code, line in build_path:
+        op = Cancelable(name="record")
+        reached, go = threading.Event(), threading.Event()
+
+        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
+            reached.set()
+            go.wait(5)
+
+        def reader(
+            op: Cancelable = op, code: CodeType = code, line: int = line, reached: threading.Event = reached
+        ) -> None:
+            sys.settrace(_pause_at(code, line, pause))
+            try:
+                assert op.context is not None
+            finally:
+                sys.settrace(None)
+                reached.set()
+
+        thread = threading.Thread(target=reader)
+        thread.start()  # the record is built from another thread while the operation is entered
+        await anyio.to_thread.run_sync(reached.wait, 5)
+        sys.settrace(_release_when_the_loop_needs_the_lock(go))
+        try:
+            async with op:
+                sys.settrace(None)
+                go.set()
+                await anyio.to_thread.run_sync(thread.join, 5)
+                ctx = op.context
+                assert ctx.status is OperationStatus.RUNNING, (line, ctx.status)
+                assert abs(ctx.start_time.timestamp() - op._start_ts) < 1e-3  # type: ignore[operator]
+        finally:
+            sys.settrace(None)
+            go.set()

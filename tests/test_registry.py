@@ -286,3 +286,12 @@ async def test_history_holds_nothing_of_the_operation(registry: OperationRegistr
     gc.collect()
     assert ref() is None  # the history entry is a copy of the record
     assert (await registry.get_history())[-1].status is OperationStatus.COMPLETED
+
+
+async def test_history_copies_records_whose_metadata_cannot_be_deep_copied(registry: OperationRegistry) -> None:
+    lock = threading.Lock()  # cannot be deep-copied
+    async with Cancelable(register_globally=True, metadata={"lock": lock}) as op:
+        assert op.context.metadata["lock"] is lock  # a record was built
+    assert op.is_completed
+    (ctx,) = await registry.get_history(limit=1)
+    assert ctx.metadata["lock"] is lock and ctx is not op.context

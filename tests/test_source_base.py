@@ -296,3 +296,56 @@ def test_all_of_fires_exactly_when_the_last_part_fires(order: list[int], reasons
     last = order[-1]
     assert seen[0].reason is reasons_[last] and seen[0].source is parts[last]
     assert allof.fired_count == 3
+
+
+# -- a source shared by operations that run at the same time ----------------------------
+
+
+@pytest.mark.parametrize("kind", ["token", "any_of", "parent"])
+async def test_a_source_shared_by_running_operations_keeps_working_after_one_exits(kind: str) -> None:
+    from cancelable_rx import CancelationError, ParentSource, TimeoutSource, TokenSource
+
+    token = CancelationToken()
+    watched = Cancelable(name="watched", suppress_cancelation=True)
+    if kind == "token":
+        shared: object = TokenSource(token)
+    elif kind == "any_of":
+        shared = TokenSource(token) | TimeoutSource(60)
+    else:
+        shared = ParentSource(watched)
+    first_done, second_entered = anyio.Event(), anyio.Event()
+    outcome: list[type[BaseException]] = []
+
+    async def first() -> None:
+        async with Cancelable(name="first").add_source(shared):  # type: ignore[arg-type]
+            await second_entered.wait()  # both are armed with the same source now
+        first_done.set()
+
+    async def second() -> None:
+        try:
+            async with Cancelable(name="second").add_source(shared):  # type: ignore[arg-type]
+                second_entered.set()
+                await anyio.sleep(5)
+        except CancelationError as err:
+            outcome.append(type(err))
+
+    watched_entered = anyio.Event()
+
+    async def watched_task() -> None:
+        async with watched:
+            watched_entered.set()
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watched_task)
+            await watched_entered.wait()
+            tg.start_soon(second)
+            tg.start_soon(first)
+            await first_done.wait()  # the first operation disarmed its own arming
+            if kind == "parent":
+                watched.cancel_sync(message="stop")
+            else:
+                token.cancel_sync(message="stop")
+                watched.cancel_sync()
+    assert len(outcome) == 1  # the second operation was still stopped by the shared source

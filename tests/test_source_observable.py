@@ -34,10 +34,19 @@ async def test_observable_source_first_item_cancels_from_another_thread() -> Non
 
 
 async def test_observable_error_cancels_with_error_reason() -> None:
+    boom = RuntimeError("feed died")
     with pytest.raises(CancelationError) as info:
-        async with Cancelable.with_observable(reactivex.throw(RuntimeError("feed died"))):
+        async with Cancelable.with_observable(reactivex.throw(boom)) as op:
             await anyio.sleep(5)
     assert info.value.reason is CancelationReason.ERROR and "feed died" in info.value.message
+    assert info.value.__cause__ is boom  # the exception itself, not only its text
+    assert op.context.error == "RuntimeError: feed died" and op.context.cancel_reason is CancelationReason.ERROR
+
+
+async def test_timeout_cancelation_is_a_timeout_error() -> None:
+    with pytest.raises(TimeoutError):  # what retry libraries and `except TimeoutError` look for
+        async with Cancelable.with_timeout(0.01):
+            await anyio.sleep(5)
 
 
 async def test_observable_subscription_is_disposed_at_exit() -> None:

@@ -146,3 +146,90 @@ async def test_a_break_inside_aclosing_closes_the_source_before_going_on() -> No
             if item == 1:
                 break
     assert src.closed and s.operation.status is OperationStatus.COMPLETED
+
+
+# -- the cursor: finalizers, temporaries, failures between fetches -------------------------
+
+
+async def test_dropping_the_cursor_inside_a_locked_section_does_not_deadlock() -> None:
+    import gc
+
+    from cancelable_rx import _operation
+
+    class Holder:
+        pass
+
+    s = cancelable_stream(Source(10).gen())
+    it = aiter(s)
+    await anext(it)
+    assert s.operation.context is not None  # a record exists: ending takes the engine's lock
+    h = Holder()
+    h.it, h.me = it, h  # a reference cycle: only a GC pass frees the cursor
+    del it, h
+    with _operation._LOCK:  # a GC pass can run inside any locked section of the engine
+        gc.collect()
+    with anyio.fail_after(5):
+        while s.operation.status is OperationStatus.RUNNING:
+            await anyio.lowlevel.checkpoint()
+    assert s.operation.status is OperationStatus.COMPLETED
+
+
+async def test_a_temporary_cursor_lives_while_it_fetches() -> None:
+    token = CancelationToken()
+    s = cancelable_stream(Source(3).gen(), token=token)
+    assert await anext(aiter(s)) == 0  # the cursor is a temporary of this line
+    with anyio.fail_after(5):
+        while s.operation.status is OperationStatus.RUNNING:
+            await anyio.lowlevel.checkpoint()
+    assert s.operation.status is OperationStatus.COMPLETED and token.listener_count == 0
+
+
+async def test_a_source_failure_between_fetches_reaches_the_consumer() -> None:
+    calls = 0
+
+    def broken() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt("from the condition")
+        return False
+
+    s = cancelable_stream(Source(10_000, 0.001).gen())
+    s.operation.add_source(Cancelable.with_condition(broken, 0.002)._sources[0])
+    with anyio.fail_after(5), pytest.raises(KeyboardInterrupt, match="from the condition"):
+        async for _ in s:
+            pass
+    assert s.operation.status is OperationStatus.FAILED
+    assert s.operation.context.error == "KeyboardInterrupt: from the condition"
+
+
+async def test_a_cancel_recorded_during_the_last_fetch_is_never_a_silent_end() -> None:
+    token = CancelationToken()
+
+    async def last_item_then_cancel() -> AsyncIterator[int]:
+        yield 1
+        token.cancel_sync(message="during the last fetch")  # no checkpoint before it ends
+
+    with pytest.raises(ManualCancelation, match="during the last fetch"):
+        async for _ in cancelable_stream(last_item_then_cancel(), token=token):
+            pass
+
+
+async def test_a_body_error_wins_over_a_pending_cancel_in_a_detached_stream_too() -> None:
+    token = CancelationToken()
+
+    async def breaks() -> AsyncIterator[int]:
+        yield 1
+        token.cancel_sync(message="requested")
+        raise ValueError("source broke")
+
+    s = cancelable_stream(breaks(), token=token)
+    with pytest.raises(ValueError, match="source broke"):
+        async for _ in s:
+            pass
+    assert s.operation.status is OperationStatus.FAILED and s.operation.context.error == "ValueError: source broke"
+
+
+async def test_timeout_and_token_keep_the_callers_id_and_name() -> None:
+    s = cancelable_stream(Source(1).gen(), timeout=5, token=CancelationToken(), operation_id="job-7", name="import")
+    assert s.operation.id == "job-7" and s.operation.name == "import"

@@ -292,3 +292,31 @@ async def test_a_source_whose_cleanup_raises_is_reported_after_a_cancellation_to
     # the cleanup error comes out (it is what ended the operation); the cancel stays recorded
     assert op.status is OperationStatus.FAILED and not op.is_cancelled
     assert op.cancel_reason is not None and op.context.error == "_BadCleanup: cleanup failed"
+
+
+async def test_a_base_exception_from_a_source_cleanup_still_gets_the_whole_teardown() -> None:
+    token = CancelationToken()
+
+    async def interrupts_on_close() -> AsyncIterator[int]:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            raise KeyboardInterrupt("in cleanup")
+
+    with pytest.raises(KeyboardInterrupt, match="in cleanup"):
+        async with Cancelable.with_token(token) as op:
+            async for item in op.stream(interrupts_on_close()):
+                if item == 1:
+                    break
+    assert op.status is OperationStatus.FAILED and token.listener_count == 0 and current_operation() is None
+
+
+async def test_a_stream_of_an_already_cancelled_operation_still_closes_its_source() -> None:
+    source = Source(10).gen()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            op.cancel_sync(message="before the first item")
+            async for _ in op.stream(source):
+                pytest.fail("no item after a cancel")  # pragma: no cover
+    assert source.ag_frame is None  # closed (an async generator's frame is released when it closes)

@@ -39,16 +39,14 @@ class BackgroundHost:
     Thread-safety: `run_soon`, `call` and `fail` from any thread; the rest on the loop.
     """
 
-    __slots__ = ("_handle", "_on_fail", "_scopes", "_closed", "applies_deadlines")
+    __slots__ = ("_handle", "_on_fail", "_scopes", "_closed")
+    applies_deadlines = True  # its users (operators, detached streams) apply timeouts as deadlines
 
-    def __init__(
-        self, handle: LoopHandle, on_fail: Callable[[BaseException], None], applies_deadlines: bool = True
-    ) -> None:
+    def __init__(self, handle: LoopHandle, on_fail: Callable[[BaseException], None]) -> None:
         self._handle = handle
         self._on_fail = on_fail
         self._scopes: list[anyio.CancelScope] = []
         self._closed = False
-        self.applies_deadlines = applies_deadlines
 
     def run_soon(self, fn: Callable[[], object]) -> None:
         self._handle.run_soon(fn)

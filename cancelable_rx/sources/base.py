@@ -158,7 +158,9 @@ class CancelationSource(FireOnce[CancelEvent]):
         """Begin watching for one operation (called by the operation, on its loop thread).
 
         Returns what stops the watching, or None.  A source that has fired arms nothing.
-        A source added to several operations is armed once per operation.
+        A source added to several operations is armed once per operation, each arming with
+        its own host and its own disarm: ``on_arm`` must keep nothing per source that two
+        armings would share (listen with a key or a closure made per arming).
         """
         if self._fired:
             return None
@@ -253,7 +255,10 @@ class CompositeSource(CancelationSource):
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
         part_host = self._part_host(host)
-        on_part = self._on_part
+
+        def on_part(event: CancelEvent) -> None:  # one per arming: sharing the composite is safe
+            self._on_part(event)
+
         stops: list[Disarm] = []
         for s in self.sources:
             s._listen(on_part)

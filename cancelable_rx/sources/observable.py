@@ -17,7 +17,9 @@ class ObservableSource(CancelationSource):
     """Fires on the first item of ``observable``, with the ``reason`` you name.
 
     An error from the observable fires with reason ``ERROR`` (the guard can no longer be
-    trusted, so the operation stops); completing without an item never fires.  The
+    trusted, so the operation stops); the error is kept (``error``), in the operation's record
+    (``context.error``) and as the ``__cause__`` of the `CancelationError` leaving raises.
+    Completing without an item never fires.  The
     subscription is made when the operation is entered and disposed when it exits.
     Thread-safety: the observable may emit on any thread.
     """

@@ -60,6 +60,10 @@ class ParentSource(CancelationSource):
         self._fire_value(CancelEvent(CancelationReason.PARENT, self.default_message(), self))
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
-        hub, listener = self.operation.cancellation, self._on_parent
+        hub = self.operation.cancellation
+
+        def listener(event: CancelEvent) -> None:  # one per arming: sharing the source is safe
+            self._on_parent(event)
+
         hub._listen(listener)
         return lambda: hub._unlisten(listener)

@@ -31,9 +31,9 @@ class TokenSource(CancelationSource):
         self._fire_value(CancelEvent(reason, token.message or f"Token {token.id[:8]} was cancelled", self))
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
-        token, listener = self.token, self._on_token
-        token._listen(listener)
-        return lambda: token._unlisten(listener)
+        token, key = self.token, object()  # a key per arming: sharing the source is safe
+        token._listen(self._on_token, key)
+        return lambda: token._unlisten(key)
 
 
 @as_source.register

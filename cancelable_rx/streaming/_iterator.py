@@ -104,8 +104,6 @@ class FusedIterator(Generic[T]):
         op = self._op
         op._attach_stream(self)
         self._started = True
-        if self.stop:
-            await self._stop_cancelled()
         buf = self._buf
         append = buf.append if buf is not None else None
         every = self._every
@@ -116,6 +114,8 @@ class FusedIterator(Generic[T]):
         completed = False
         src = self._src if not self._sync else _sync_items(self._src)
         try:
+            if self.stop:  # cancelled before the first item: the source is still closed below
+                await self._stop_cancelled()
             async for item in src:
                 # The per-item cancel flag (a slot: the cheapest read): the item fetched when
                 # a cancellation is noticed is not delivered.
@@ -148,7 +148,7 @@ class FusedIterator(Generic[T]):
     async def _stop_cancelled(self) -> None:
         self._end(False)
         await _checkpoint()  # inside the block: the operation's scope delivers it
-        raise self._op._cancel_error()
+        raise self._op._stop_error()
 
     # -- detached (cancelable_stream): a scope around each fetch --------------------------
 
@@ -170,7 +170,10 @@ class FusedIterator(Generic[T]):
 
         return fetch_sync
 
-    async def next_detached(self) -> T:
+    async def next_detached(self, cursor: object = None) -> T:
+        """The next item of a detached stream.  ``cursor`` (the iterator the consumer holds)
+        is kept alive by this call while it runs: dropping it mid-fetch cannot end the
+        operation under the fetch."""
         op = self._op
         if not self._started:
             self._started = True
@@ -180,9 +183,11 @@ class FusedIterator(Generic[T]):
         if self._state:
             raise StopAsyncIteration
         if self.stop:
-            self._end(False)
-            await self._close_source()
-            raise op._cancel_error()
+            error = op._stop_error()
+            self._end(False, error, own=True)
+            with anyio.CancelScope(shield=True):
+                await self._close_source()
+            raise error
         n = self._count
         checkpoint = n == self._next_cp
         if checkpoint:
@@ -190,11 +195,16 @@ class FusedIterator(Generic[T]):
         try:
             item: T = await op._fetch_detached(self._agen, checkpoint)
         except StopAsyncIteration:
+            if self.stop:  # a cancellation recorded during the last fetch: never end as if complete
+                error = op._stop_error()
+                self._end(True, error, own=True)
+                await self._close_source()
+                raise error from None
             self._end(True)
             await self._close_source()
             raise
         except BaseException as exc:
-            self._end(False, exc)
+            self._end(False, exc, own=getattr(exc, "_op", None) is op or exc is op._failure)
             with anyio.CancelScope(shield=True):
                 await self._close_source()
             raise
@@ -209,14 +219,15 @@ class FusedIterator(Generic[T]):
         return item
 
     def abandon(self) -> None:
-        """The consumer dropped a detached stream before it ended: end the operation now and
-        close the source in the background (on the loop; errors logged)."""
+        """The consumer dropped a detached stream before it ended: end the operation and close
+        the source, soon, on the loop (errors logged).  Always scheduled, never run inline: it
+        is called from a finalizer, which may run anywhere (even inside a locked section)."""
         if self._state or not self._started:
             return
         handle = self._op._handle
         if handle is None:  # pragma: no cover - started streams always have a loop
             return
-        handle.call(self._abandon_on_loop)
+        handle.run_soon(self._abandon_on_loop)
 
     def _abandon_on_loop(self) -> None:
         if self._state:
@@ -228,17 +239,18 @@ class FusedIterator(Generic[T]):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _end(self, completed: bool, exc: BaseException | None = None) -> None:
-        """Record the partial result once, whatever ended the stream."""
+    def _end(self, completed: bool, exc: BaseException | None = None, own: bool = False) -> None:
+        """Record the partial result once, whatever ended the stream (and, for a detached
+        stream, end its operation: ``own`` says ``exc`` is the operation's own stop)."""
         if self._state:
             return
         self._state = _ENDED
         op = self._op
         op._detach_stream(self, self.snapshot(completed))
         if self._detached:
-            op._end_detached(exc)
+            op._end_detached(exc, own)
 
-    def snapshot(self, completed: bool = False) -> PartialResult:
+    def snapshot(self, completed: bool = False) -> PartialResult[T]:
         """The partial result as of now."""
         count = self._count
         agen = self._agen
@@ -280,10 +292,10 @@ class FusedIterator(Generic[T]):
 class _DetachedCursor(Generic[T]):
     """The async iterator of a detached stream.
 
-    It is the only reference the ``async for`` loop holds: when a consumer leaves the loop
-    early (``break``, ``return``) it is dropped at once, and `FusedIterator.abandon` ends the
-    operation (recording the partial result and releasing its sources and tokens) and closes
-    the source in the background.  ``aclosing(...)`` closes the source before going on.
+    Nothing of the library keeps it: when a consumer leaves the loop early (``break``,
+    ``return``) and drops it, `FusedIterator.abandon` ends the operation (recording the
+    partial result and releasing its sources and tokens) and closes the source, at the
+    loop's next turn.  ``aclosing(...)`` closes the source before going on.
     """
 
     __slots__ = ("_it",)
@@ -295,7 +307,7 @@ class _DetachedCursor(Generic[T]):
         return self
 
     def __anext__(self) -> Awaitable[T]:
-        return self._it.next_detached()
+        return self._it.next_detached(self)
 
     async def aclose(self) -> None:
         await self._it.aclose()

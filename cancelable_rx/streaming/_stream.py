@@ -59,7 +59,7 @@ class CancelableStream(Stream[T]):
         return self._iterator._op
 
     @property
-    def partial_result(self) -> PartialResult:
+    def partial_result(self) -> PartialResult[T]:
         """What the stream has produced so far (live)."""
         it = self._iterator
         partial = it._op._partial
