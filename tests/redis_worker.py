@@ -85,7 +85,7 @@ async def job_mode(cfg: dict[str, Any]) -> None:
             await anyio.sleep_forever()
     except CancelationError as err:
         say(event="stopped", reason=err.reason.value, message=err.message, elapsed=time.monotonic() - start,
-            status=op.status.value)
+            status=op.status.value, at=time.monotonic())
 
 
 MODES = {"wait": wait_mode, "track": track_mode, "job": job_mode}

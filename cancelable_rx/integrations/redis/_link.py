@@ -58,6 +58,7 @@ LINGER = 1.0
 """Seconds a link stays open after its last user left (a next token reuses it)."""
 DEFAULT_INTERVAL = 5.0
 _MAX_BATCH = 500  # keys per MGET of a re-read
+_MAX_RETRY_DELAY = 0.5  # seconds between two attempts of a command while Redis is unreachable
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _CANCEL_SCRIPT = """
@@ -237,7 +238,7 @@ class Link:
                     logger.warning("cancelable_rx: Redis at %s unreachable (%s); retrying for up to %.1f s",
                                    self.endpoint.display, err, budget)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     async def write_cancel(self, namespace: str, name: str, raw: bytes, ttl: float, budget: float) -> tuple[bool, bytes]:
         """Create the cancel record of ``name`` (first reason wins) and announce it.
