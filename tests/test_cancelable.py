@@ -175,3 +175,26 @@ async def test_stream_outside_block_is_a_clear_error() -> None:
         async for _ in op.stream(_count(2)):
             pass  # pragma: no cover
     await op.stream(_count(1)).aclose()
+
+
+async def test_run_in_thread_can_abandon_a_thread_that_ignores_cancellation() -> None:
+    import threading
+
+    from cancelable_rx import TimeoutCancelation
+
+    release, finished = threading.Event(), threading.Event()
+
+    def stubborn() -> str:
+        release.wait(5)  # ignores the operation entirely
+        finished.set()
+        return "late"
+
+    start = anyio.current_time()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as op:
+            await op.run_in_thread(stubborn, abandon_on_cancel=True)
+    assert anyio.current_time() - start < 2  # did not wait for the thread
+    assert not finished.is_set()  # the thread still runs in the background
+    release.set()
+    await anyio.to_thread.run_sync(finished.wait, 5)
+    assert finished.is_set()

@@ -71,3 +71,15 @@ def test_help_and_bad_arguments() -> None:
         assert option in result.stdout
     bad = run("--items", "0")
     assert bad.returncode == 2 and "--items must be > 0, got 0" in bad.stderr
+
+
+def test_the_readme_demo_command_installs_what_backend_trio_needs() -> None:
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "-m cancelable_rx" in ln and "pip install" in ln)
+    extras = re.search(r'-e "\.\[([\w,-]+)\]"', line)
+    assert extras is not None, line
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    wanted = {dep.split(">")[0].split("=")[0] for extra in extras.group(1).split(",") for dep in optional[extra]}
+    assert "trio" in wanted and "tqdm" in wanted  # --backend trio and the progress bar work after it
