@@ -1,0 +1,324 @@
+"""One HTTP request or WebSocket connection seen by the middleware: its operation, its
+disconnect source, and the ``receive``/``send`` wrappers that observe the client.
+
+How a disconnect is observed (and why the body always reaches the app):
+
+* **The app's own ``receive``.**  Every message the app receives passes through
+  `Connection.receive`; an ``http.disconnect`` / ``websocket.disconnect`` seen there fires
+  the connection's `DisconnectSource` (reason ``DISCONNECT``) and is then handed to the app
+  unchanged, so the app's own handling (Starlette's ``ClientDisconnect``,
+  ``WebSocketDisconnect``) still happens.
+* **The app's own ``send``.**  A server that follows ASGI 2.4 raises an ``OSError`` from
+  ``send`` once the client has gone; that fires the source too (and is re-raised).
+* **A watcher, for HTTP, once the body is complete.**  A request whose body the app has
+  fully received (the last ``http.request`` message, ``more_body`` false), or whose HTTP/1
+  framing says it has none (no ``Content-Length`` or ``0``, no ``Transfer-Encoding``), has
+  no message left but ``http.disconnect``.  Only then a single watcher task reads
+  ``receive`` for it; from that moment the app's ``receive`` calls are served by the
+  watcher (the empty body message of a request without body is read by the watcher and
+  handed to the app unchanged), so the server's ``receive`` never has two readers and no
+  message is lost.  An ``http.disconnect`` that arrives after the response is complete is
+  the end of the exchange, not a client disconnect, and fires nothing.
+
+Thread-safety: loop thread only (the middleware's task and the watcher).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from cancelable_rx import Cancelable, CancelationReason, CancelationSource, SourceHost
+
+if TYPE_CHECKING:
+    from cancelable_rx.sources.base import Disarm
+
+__all__ = (
+    "SCOPE_KEY",
+    "SEND_GRACE",
+    "Connection",
+    "DisconnectSource",
+    "ResponseCancelled",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "current_connection",
+)
+
+logger = logging.getLogger("cancelable_rx.integrations.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+SCOPE_KEY: Final = "cancelable_rx.connection"
+"""Where the middleware keeps the `Connection` in the ASGI scope."""
+
+current_connection: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+    "cancelable_rx_web_connection", default=None
+)
+"""The connection the current task serves (set by the middleware around the app)."""
+
+
+class ResponseCancelled(Exception):
+    """Raised by the wrapped ``send`` when the app starts a response for a request whose
+    operation is already cancelled (its deadline passed while a worker thread ran, say):
+    the middleware answers with the cancelled status instead (504, 499...)."""
+
+
+class DisconnectSource(CancelationSource):
+    """Fires (reason ``DISCONNECT``) when the connection's client disconnects.
+
+    The middleware fires it from the wrapped ``receive``/``send``; for HTTP it also starts
+    the watcher as the operation's background work (see the module docstring).
+    """
+
+    reason = CancelationReason.DISCONNECT
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(name="client_disconnect")
+        self._connection = connection
+
+    def default_message(self) -> str:
+        return "the client disconnected"
+
+
+class HttpDisconnectSource(DisconnectSource):
+    """The HTTP flavour: arming starts the watcher (background work of the operation)."""
+
+    needs_background = True
+
+    def on_arm(self, host: SourceHost) -> Disarm | None:
+        host.start_soon(self._connection.watch)
+        return None
+
+
+_NO_BODY_VERSIONS: Final = ("1.1", "1.0")
+SEND_GRACE: Final = 1.0
+"""How long after the operation's deadline a blocked ``send`` may still run (seconds)."""
+
+
+def _has_no_body(scope: Scope) -> bool:
+    """True when HTTP/1 framing says the request carries no body."""
+    if scope.get("http_version") not in _NO_BODY_VERSIONS:
+        return False
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            if value.strip() != b"0":
+                return False
+        elif name == b"transfer-encoding":
+            return False
+    return True
+
+
+class Connection:
+    """The middleware's state for one HTTP request or WebSocket connection.
+
+    ``operation`` is the connection's operation (cancelled with reason ``DISCONNECT`` when
+    the client leaves, ``TIMEOUT`` when its deadline passes); ``is_websocket`` tells the
+    kind; ``response_started`` / ``response_done`` follow what the app sent; ``statuses``
+    are the middleware's status codes (see `RequestCancelationMiddleware`).
+    """
+
+    __slots__ = (
+        "operation",
+        "is_websocket",
+        "source",
+        "response_started",
+        "response_done",
+        "disconnected",
+        "closers",
+        "statuses",
+        "_receive",
+        "_send",
+        "_watching",
+        "_body_done",
+        "_held",
+        "_final",
+        "_wake",
+        "_watch_stopped",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, operation: Cancelable) -> None:
+        self.operation = operation
+        self.is_websocket = scope["type"] == "websocket"
+        self.response_started = False
+        self.response_done = False
+        self.disconnected = False
+        self.closers: list[Callable[[], Awaitable[object]]] | None = None
+        self.statuses: dict[str, int] | None = None  # the middleware's status codes
+        self._receive = receive
+        self._send = send
+        self._held: Message | None = None
+        self._final: Message | None = None
+        self._wake: anyio.Event | None = None
+        self._watch_stopped = False
+        source: DisconnectSource
+        if self.is_websocket:
+            source = DisconnectSource(self)
+            self._watching = False
+            self._body_done = None
+        else:
+            source = HttpDisconnectSource(self)
+            # A request without body is watched from the start; one with a body once the
+            # app has received all of it.
+            self._watching = _has_no_body(scope)
+            self._body_done = None if self._watching else anyio.Event()
+        self.source = source
+        operation.add_source(source)
+
+    # -- disconnects -------------------------------------------------------------------------
+
+    def client_left(self, how: str) -> None:
+        """Record that the client disconnected: the operation is cancelled (``DISCONNECT``)."""
+        if self.disconnected:
+            return
+        self.disconnected = True
+        self.source.fire(f"the client disconnected ({how})")
+
+    # -- receive -------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The app's ``receive``: the server's messages, unchanged and in order."""
+        if self._watching:
+            return await self._from_watcher()
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "http.request":
+            if not message.get("more_body", False) and self._body_done is not None:
+                # The whole body is in: from now on the watcher is the only reader.
+                self._watching = True
+                self._body_done.set()
+        elif kind == "http.disconnect":
+            if not self.response_done:
+                self.client_left("http.disconnect received")
+        elif kind == "websocket.disconnect":
+            self.client_left(f"websocket.disconnect received, code {message.get('code', 1005)}")
+        return message
+
+    async def _from_watcher(self) -> Message:
+        """Serve the app from what the watcher read.  Returns without awaiting when a message
+        is there (``Request.is_disconnected`` receives inside a cancelled scope)."""
+        while True:
+            held = self._held
+            if held is not None:
+                self._held = None
+                return held
+            final = self._final
+            if final is not None:
+                return final
+            if self._watch_stopped:  # the watcher handed reading back to the app
+                self._watching = False
+                return await self.receive()
+            wake = self._wake = anyio.Event()
+            await wake.wait()
+
+    def _deliver(self, message: Message | None, final: bool) -> None:
+        if final:
+            self._final = message
+        else:
+            self._held = message
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    async def watch(self) -> None:
+        """The single reader of ``receive`` once the body is complete (background work of
+        the operation: cancelled when it exits)."""
+        body_done = self._body_done
+        if body_done is not None:
+            await body_done.wait()
+        try:
+            while True:
+                message = await self._receive()
+                kind = message["type"]
+                if kind == "http.request":
+                    self._deliver(message, final=False)
+                    if message.get("more_body", False):  # a body after all: the app reads it
+                        self._watch_stopped = True
+                        return
+                    continue
+                if kind == "http.disconnect" and not self.response_done:
+                    self.client_left("http.disconnect received by the watcher")
+                self._deliver(message, final=True)
+                return
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # the server's receive failed: stop watching, let the app see it
+            logger.debug("cancelable_rx: receive failed while watching for a disconnect: %r", exc)
+            self._watch_stopped = True
+            self._deliver(None, final=False)
+
+    # -- send -------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``: follows the response's progress; an ``OSError`` (ASGI 2.4's
+        "the client has gone") fires the disconnect and is re-raised.  A response started
+        after the operation was cancelled is refused (`ResponseCancelled`).
+
+        Cancellation: the server's ``send`` runs shielded (ASGI servers do not promise that
+        an interrupted ``send`` leaves their protocol state consistent: hypercorn's can
+        crash the connection), until `SEND_GRACE` seconds after the operation's deadline;
+        a pending cancellation lands at the app's next checkpoint.
+        """
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not message.get("more_body", False):
+                self.response_done = True
+        elif kind == "http.response.start":
+            if self.operation.is_cancelled:  # e.g. the deadline passed in a worker thread
+                raise ResponseCancelled(f"not sending a response for a cancelled request ({self.operation.cancel_reason})")
+            self.response_started = True
+        elif kind == "websocket.accept":
+            self.response_started = True
+        elif kind == "websocket.close" or kind == "websocket.http.response.start":
+            self.response_started = True
+            self.response_done = True
+        try:
+            with anyio.CancelScope(shield=True, deadline=self.operation.deadline + SEND_GRACE):
+                await self._send(message)
+        except OSError as exc:
+            self.client_left(f"sending {kind} failed: {type(exc).__name__}")
+            raise
+
+    async def answer(self, *messages: Message) -> None:
+        """Send the middleware's own answer (after the operation ended): the server's
+        ``send``, shielded; an ``OSError`` (the client is gone) ends it quietly."""
+        try:
+            with anyio.CancelScope(shield=True):
+                for message in messages:
+                    await self._send(message)
+        except OSError:
+            pass
+        self.response_started = self.response_done = True
+
+    # -- the end --------------------------------------------------------------------------
+
+    def on_close(self, fn: Callable[[], Awaitable[object]]) -> None:
+        """Run ``await fn()`` when the connection ends (shielded; errors logged): streams
+        that a response left suspended are closed there."""
+        closers = self.closers
+        if closers is None:
+            closers = self.closers = []
+        closers.append(fn)
+
+    async def close(self) -> None:
+        """Run the closers (newest first), shielded from cancellation."""
+        closers = self.closers
+        if not closers:
+            return
+        self.closers = None
+        with anyio.CancelScope(shield=True):
+            for fn in reversed(closers):
+                try:
+                    await fn()
+                except Exception:
+                    logger.exception("cancelable_rx: closing a response stream failed")
+
