@@ -22,7 +22,7 @@ def test_mypy_is_clean() -> None:
 def test_ruff_is_clean() -> None:
     pytest.importorskip("ruff")
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "cancelable_rx", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", "check", "cancelable_rx", "tests", "benchmarks", "tools"],
         capture_output=True,
         text=True,
         timeout=300,
