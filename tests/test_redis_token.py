@@ -42,7 +42,7 @@ def raw(server: RedisServer) -> Iterator[redis.Redis]:
 def _watches(ns: str) -> int:
     """Watches of namespace ``ns`` held by this process (read from the I/O thread's state;
     a snapshot is good enough for a count that must reach zero)."""
-    return sum(len(entry) for link in list(_link._links.values()) for key, entry in list(link.watches.items())
+    return sum(len(entry) for link in _link.all_links() for key, entry in list(link.watches.items())
                if key[0] == ns)
 
 

@@ -8,8 +8,9 @@ moves to a bounded history list.  `ClusterRegistry.cancel_operation` writes the 
 record of the operation's `DistributedToken` (named ``op:{id}``), which the process that
 runs it listens to: it reaches that process even across a reconnect.
 
-All Redis work runs on the package's I/O thread (``_io``); the heartbeat reads each
-operation's record there (records are readable from any thread).
+All Redis work runs on the registry's home loop (``_io.home``: the first caller's asyncio
+loop, or the package's I/O thread under trio); the heartbeat reads each operation's record
+there (records are readable from any thread).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def token_name(operation_id: str) -> str:
 
 class _Entry:
     """A tracked operation, as the heartbeat sees it (fields written on the loop thread,
-    read on the I/O thread: one attribute at a time)."""
+    read on the registry's home loop: one attribute at a time)."""
 
     __slots__ = ("op", "start", "deadline_at", "progress", "progress_metadata")
 
@@ -128,7 +129,8 @@ class ClusterRegistry:
     connection is opened on first use, and a wrong password is a `RedisConnectError` there.
 
     Thread-safety: methods may be called from any thread with an event loop (asyncio or
-    trio); the Redis work runs on the package's I/O thread.
+    trio); the Redis work runs on the registry's home loop (the first caller's asyncio loop,
+    or the package's I/O thread under trio) and never blocks the caller's loop.
     """
 
     def __init__(
@@ -153,7 +155,8 @@ class ClusterRegistry:
                        f"e.g. ttl={3 * self.heartbeat_interval:g}")
         self.max_history = check_positive_int(max_history, "max_history", "e.g. max_history=1000")
         self.write_timeout = check_seconds(write_timeout, "write_timeout", "5")
-        # I/O loop only:
+        # home loop only:
+        self._home: asyncio.AbstractEventLoop | None = None
         self._link: Link | None = None
         self._opening: asyncio.Lock | None = None
         self._tracked: dict[str, _Entry] = {}
@@ -163,7 +166,7 @@ class ClusterRegistry:
     def __repr__(self) -> str:
         return f"<ClusterRegistry {self._endpoint.display} namespace={self.namespace!r}>"
 
-    # -- the connection (I/O loop) ----------------------------------------------------------
+    # -- the connection (home loop) ----------------------------------------------------------
 
     async def _client(self) -> Link:
         if self._closed:
@@ -184,9 +187,13 @@ class ClusterRegistry:
                 self._link = link
             return self._link
 
-    async def _run(self, coro: Any) -> Any:
-        """Run ``coro`` (a coroutine using the link) on the I/O loop and await it here."""
-        return await _io.wait(_io.submit(coro))
+    async def _run(self, coro: Any, *, shield: bool = False) -> Any:
+        """Run ``coro`` (a coroutine using the link) on the registry's home loop (the first
+        caller's, see ``_io.home``) and await it here."""
+        home = self._home
+        if home is None:
+            home = self._home = _io.home()
+        return await _io.run_at(home, coro, shield=shield)
 
     async def open(self) -> Self:
         """Connect now (otherwise the first call does).  Raises `RedisConnectError`."""
@@ -196,7 +203,13 @@ class ClusterRegistry:
     async def aclose(self) -> None:
         """Stop heartbeats and release the connection (tracked operations keep running; their
         records expire).  Idempotent."""
-        await _io.wait(_io.submit(self._close()), cancel_on_abort=False)
+        if self._home is None:
+            self._closed = True
+            return
+        try:
+            await self._run(self._close(), shield=True)
+        except RuntimeError:  # its loop has ended: so has everything it ran
+            self._closed = True
 
     async def _close(self) -> None:
         self._closed = True
@@ -444,5 +457,5 @@ class TrackedOperation:
             entry, self._entry = self._entry, None
             if entry is not None:
                 with anyio.move_on_after(self.cluster.write_timeout + 1):
-                    await _io.wait(_io.submit(self.cluster._finish(entry)))
+                    await self.cluster._run(self.cluster._finish(entry), shield=True)
             await self.token.aclose()

@@ -3,9 +3,9 @@ and the error raised when Redis cannot be reached.
 
 An *endpoint* is what a URL or a client names: a connection class (plain TCP, TLS or a
 unix socket) and its settings (host, port, db, username, password, TLS files...).  The
-package opens its own connections from it on its I/O thread (a ``redis.asyncio`` client is
-bound to the event loop that made it, so it cannot be shared with another loop or with
-trio).  One endpoint is one key of the per-process connection table.
+package opens its own connections from it on the loop that uses them (a ``redis.asyncio``
+client is bound to the event loop that made it, so it cannot be shared with another loop
+or with trio).  One endpoint is one key of the per-process connection table.
 
 Names in Redis, under a namespace ``ns`` (default ``cancelable_rx``)::
 

@@ -1,18 +1,23 @@
-"""The Redis I/O thread: one asyncio event loop per process that runs every Redis
-connection of the package, and the bridge that awaits its work from any loop.
+"""Where the package's Redis connections run, and the bridge that awaits their work from
+any loop.
 
-redis-py's asyncio client is asyncio-only and bound to the loop that made it.  So the
-package runs its clients on a loop of its own, in a daemon thread started on first use,
-and callers on asyncio *or* trio submit coroutines to it (`submit`) and await the result
-without blocking their loop (`wait`: the result hops back through the caller's
-`LoopHandle`).  Notifications go the same way: the I/O thread never runs user code, it
-only hops (tokens' listeners are the operations' thread-safe hooks).
+redis-py's asyncio client is asyncio-only and bound to the loop that made it.  Each
+piece of Redis work runs on a *home* loop (`home`):
 
-The thread is stopped at interpreter exit (connections closed first), and a forked child
-starts a fresh one on first use (the parent's loop and sockets are left untouched).
+* on asyncio, the caller's own loop: no thread and no hop, so a cancel announced by Redis
+  cancels the listening operations directly on their loop (a hop between threads costs
+  more than the whole Redis round trip on a small machine);
+* on trio (or from a thread without a loop), the package's I/O thread: one asyncio loop
+  in a daemon thread, started on first use.  Results hop back through the caller's
+  `LoopHandle` (`wait`), so the caller's loop never blocks.
 
-Thread-safety: `submit`, `call_soon` and `wait` may be used from any thread except the
-I/O thread itself (`wait` from an event loop: asyncio or trio).
+`run_at` runs a coroutine on a home loop from anywhere (awaiting it directly when the
+caller runs on that loop).  The I/O thread is stopped at interpreter exit (its
+connections closed first), and a forked child starts a fresh one on first use (the
+parent's loop and sockets are left untouched).
+
+Thread-safety: every function may be called from any thread; `wait` and `run_at` from
+an event loop (asyncio or trio).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import anyio
 
 from cancelable_rx._loop import capture
 
-__all__ = ("IoThread", "call_soon", "get", "on_shutdown", "submit", "wait")
+__all__ = ("IoThread", "call_soon", "get", "home", "on_shutdown", "run_at", "submit", "wait")
 
 logger = logging.getLogger("cancelable_rx.redis")
 T = TypeVar("T")
@@ -122,17 +127,61 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
 
-def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-    """Run ``coro`` on the I/O loop; the returned future is thread-safe."""
-    return asyncio.run_coroutine_threadsafe(coro, get().loop)
+def home() -> asyncio.AbstractEventLoop:
+    """The loop the caller's Redis work runs on: its own on asyncio, else the I/O thread's."""
+    loop = asyncio._get_running_loop()
+    return loop if loop is not None else get().loop
 
 
-def call_soon(fn: Callable[..., object], *args: Any) -> None:
-    """Call ``fn(*args)`` on the I/O loop soon, from any thread (a no-op once it stopped)."""
+def submit(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop | None = None) -> concurrent.futures.Future[T]:
+    """Run ``coro`` on ``loop`` (default: the I/O thread's); the returned future is
+    thread-safe.  RuntimeError if that loop is closed."""
     try:
-        get().loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop is closed: the interpreter is exiting
+        return asyncio.run_coroutine_threadsafe(coro, loop if loop is not None else get().loop)
+    except RuntimeError:
+        coro.close()
+        raise
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> None:
+    """Call ``fn(*args)`` on ``loop`` soon, from any thread (a no-op once it is closed)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: what it served is gone
         pass
+
+
+async def run_at(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    *,
+    shield: bool = False,
+    on_abort: Callable[[Any], object] | None = None,
+) -> T:
+    """Run ``coro`` on ``loop`` and return its result: awaited directly when the caller runs
+    on ``loop``, else through `submit` and `wait`.
+
+    Cancellation: if the caller is cancelled, the work is cancelled too, unless ``shield``
+    (then it runs to its end, and ``on_abort(future)`` is called with a future of it: an
+    ``asyncio.Task`` or a ``concurrent.futures.Future``).
+    """
+    if asyncio._get_running_loop() is loop:
+        if not shield:
+            return await coro
+        task = loop.create_task(coro)
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            if on_abort is not None:
+                task.add_done_callback(on_abort)
+            raise
+    future = submit(coro, loop)
+    try:
+        return await wait(future, cancel_on_abort=not shield)
+    except BaseException:
+        if shield and on_abort is not None:
+            future.add_done_callback(on_abort)
+        raise
 
 
 async def wait(future: concurrent.futures.Future[T], *, cancel_on_abort: bool = True) -> T:

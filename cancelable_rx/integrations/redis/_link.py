@@ -1,7 +1,11 @@
-"""One process's connection to one Redis endpoint: a bounded command pool and ONE pub/sub
-connection shared by every token that listens there.
+"""The connections of one event loop to one Redis endpoint: a bounded command pool and ONE
+pub/sub connection shared by every token that listens there.
 
-Everything here runs on the I/O thread's loop (``_io``); nothing is called from elsewhere.
+A link lives on its *home* loop (``_io.home``): an asyncio application's own loop, or
+the I/O thread's loop for trio; every method runs there, nothing is called from
+elsewhere.  In the usual process (one event loop) that is one link per endpoint.  A link
+on a loop that ends is closed with it (its tasks are cancelled; their cleanup closes the
+connections).
 
 Listening follows the rule "cancellation is state": a token is registered (a `Watch`),
 the namespace's channel pattern is subscribed (confirmed by the server), and only *then*
@@ -28,10 +32,11 @@ import asyncio
 import itertools
 import logging
 import os
+import threading
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -44,10 +49,7 @@ from . import _io
 from ._config import Endpoint, pattern_of, token_channel, token_key
 from ._models import CancelPayload, parse
 
-if TYPE_CHECKING:
-    from ._token import DistributedToken
-
-__all__ = ("DEFAULT_INTERVAL", "LINGER", "POOL_SIZE", "Link", "Watch", "link_for", "next_serial")
+__all__ = ("DEFAULT_INTERVAL", "LINGER", "POOL_SIZE", "Link", "Watch", "Watcher", "all_links", "link_for", "next_serial")
 
 logger = logging.getLogger("cancelable_rx.redis")
 T = TypeVar("T")
@@ -69,7 +71,8 @@ end
 return {0, redis.call('GET', KEYS[1])}
 """
 
-_links: dict[Hashable, Link] = {}
+_tables_lock = threading.Lock()
+_tables: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Link]] = weakref.WeakKeyDictionary()
 _serials = itertools.count(1)
 
 
@@ -78,22 +81,46 @@ def next_serial() -> int:
     return next(_serials)
 
 
+def _table(loop: asyncio.AbstractEventLoop) -> dict[Hashable, Link]:
+    with _tables_lock:
+        table = _tables.get(loop)
+        if table is None:
+            table = _tables[loop] = {}
+        return table
+
+
 def link_for(endpoint: Endpoint) -> Link:
-    """The link to ``endpoint`` (made if needed), with one more user: call `Link.release` once."""
-    link = _links.get(endpoint.key)
+    """The running loop's link to ``endpoint`` (made if needed), with one more user: call
+    `Link.release` once."""
+    table = _table(asyncio.get_running_loop())
+    link = table.get(endpoint.key)
     if link is None or link.closed:
-        link = _links[endpoint.key] = Link(endpoint)
+        link = table[endpoint.key] = Link(endpoint, table)
     link.acquire()
     return link
 
 
+def all_links() -> list[Link]:
+    """Every live link of the process (a snapshot, for tests and benchmarks)."""
+    with _tables_lock:
+        tables = list(_tables.values())
+    return [link for table in tables for link in list(table.values())]
+
+
 async def _close_all() -> None:
-    for link in list(_links.values()):
+    table = _table(asyncio.get_running_loop())
+    for link in list(table.values()):
         await link.aclose()
-    _links.clear()
+    table.clear()
 
 
 _io.on_shutdown(_close_all)
+
+
+class Watcher(Protocol):
+    """What a link needs from a listening token (a `DistributedToken`)."""
+
+    def _deliver(self, payload: CancelPayload) -> None: ...
 
 
 class Watch:
@@ -106,14 +133,16 @@ class Watch:
         self.namespace = namespace
         self.name = name
         self.interval = interval
-        self.ref: weakref.ref[DistributedToken] | None = None
+        self.ref: weakref.ref[Watcher] | None = None
 
 
 class Link:
     """The connections of this process to one endpoint (see the module docstring)."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, table: dict[Hashable, Link]) -> None:
         self.endpoint = endpoint
+        self.loop = asyncio.get_running_loop()
+        self._table = table
         self.users = 0
         self.closed = False
         kwargs: dict[str, Any] = {"socket_connect_timeout": 5.0, **endpoint.kwargs}
@@ -160,8 +189,8 @@ class Link:
     def _close_if_idle(self) -> None:
         self._linger = None
         if self.users == 0 and not self.closed:
-            if _links.get(self.endpoint.key) is self:
-                del _links[self.endpoint.key]
+            if self._table.get(self.endpoint.key) is self:
+                del self._table[self.endpoint.key]
             self._spawn(self.aclose())
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -182,10 +211,13 @@ class Link:
                 await task
             except BaseException:  # noqa: S110 - cancelled on purpose
                 pass
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         try:
             await self.conn.disconnect()
             await self.pool.disconnect()
-        except Exception:
+        except BaseException:
             logger.debug("cancelable_rx: closing the connections to %s failed", self.endpoint.display, exc_info=True)
 
     # -- opening -------------------------------------------------------------------------
@@ -214,7 +246,18 @@ class Link:
             await self.conn.disconnect()
             raise self.endpoint.connect_error(err) from err
         self.connected = True
-        self._tasks = [asyncio.ensure_future(self._read_loop()), asyncio.ensure_future(self._tick_loop())]
+        self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self._tick_loop())]
+
+    async def _main(self) -> None:
+        """Read the pub/sub connection until the link is closed or its loop ends; then
+        close the connections (a loop that ends cancels this task: it cleans up)."""
+        try:
+            await self._read_loop()
+        finally:
+            self.closed = True
+            if self._table.get(self.endpoint.key) is self:
+                del self._table[self.endpoint.key]
+            await self._disconnect()
 
     # -- commands ------------------------------------------------------------------------
 

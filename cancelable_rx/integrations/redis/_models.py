@@ -31,7 +31,7 @@ _HOST = socket.gethostname()
 class Origin(BaseModel):
     """Who cancelled: host, process id, and the operation that asked (if any)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     host: str
     pid: int
@@ -49,7 +49,7 @@ class CancelPayload(BaseModel):
     cancelled (None: it had no deadline, or the cancel came from outside an operation).
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     v: Literal[1] = 1
     name: str
@@ -69,7 +69,7 @@ class OperationRecord(BaseModel):
     `remaining` turns it into seconds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", cache_strings="keys")
 
     v: Literal[1] = 1
     id: str

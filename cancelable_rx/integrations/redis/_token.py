@@ -78,11 +78,12 @@ class DistributedToken(CancelationToken):
     holds (a cancel that lost returns False).  `cancel_sync` does the same without waiting.
     `cancel_info` tells who cancelled, when, and with how much of their deadline left.
 
-    Thread-safety: every method may be called from any thread; the Redis work runs on the
-    package's I/O thread and never blocks the caller's event loop (asyncio or trio).
+    Thread-safety: every method may be called from any thread.  The Redis work never
+    blocks the caller's event loop: on asyncio it runs on that loop (redis-py's asyncio
+    client), on trio on the package's I/O thread.
     """
 
-    __slots__ = ("_endpoint", "_ttl", "_interval", "_write_timeout", "_mu", "_serial", "_started",
+    __slots__ = ("_endpoint", "_ttl", "_interval", "_write_timeout", "_mu", "_serial", "_started", "_home",
                  "_closed", "_pending", "_link", "_remote", "__weakref__")
 
     if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class DistributedToken(CancelationToken):
         _mu: threading.Lock
         _serial: int
         _started: concurrent.futures.Future[None] | None
+        _home: asyncio.AbstractEventLoop | None
         _closed: bool
         _pending: bool
         _link: Link | None
@@ -120,7 +122,7 @@ class DistributedToken(CancelationToken):
         super().__init__(id=name, name=name, namespace=namespace)
         for slot, value in (
             ("_endpoint", endpoint), ("_ttl", ttl), ("_interval", interval), ("_write_timeout", write_timeout),
-            ("_mu", threading.Lock()), ("_serial", next_serial()), ("_started", None), ("_closed", False),
+            ("_mu", threading.Lock()), ("_serial", next_serial()), ("_started", None), ("_home", None), ("_closed", False),
             ("_pending", False), ("_link", None), ("_remote", None),
         ):
             object.__setattr__(self, slot, value)
@@ -169,9 +171,12 @@ class DistributedToken(CancelationToken):
             if self._closed:
                 return
             object.__setattr__(self, "_closed", True)
-            started = self._started
-        if started is not None:
-            await _io.wait(_io.submit(self._unregister(started)), cancel_on_abort=False)
+            started, home = self._started, self._home
+        if started is not None and home is not None:
+            try:
+                await _io.run_at(home, self._unregister(started), shield=True)
+            except RuntimeError:  # its loop has ended, and the listening with it
+                object.__setattr__(self, "_link", None)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -189,8 +194,10 @@ class DistributedToken(CancelationToken):
             fut = self._started
             if fut is not None or self.is_cancelled:
                 return fut
-            fut = _io.submit(self._register())
+            home = _io.home()
+            fut = _io.submit(self._register(), home)
             object.__setattr__(self, "_started", fut)
+            object.__setattr__(self, "_home", home)
         # The future is the token's: a weak reference back keeps them out of a cycle, so a
         # token nobody uses is freed at once (and stops listening).
         fut.add_done_callback(partial(_on_started, weakref.ref(self)))
@@ -202,7 +209,7 @@ class DistributedToken(CancelationToken):
                 object.__setattr__(self, "_started", None)
 
     async def _register(self) -> None:
-        """On the I/O loop: open the link, watch the key (subscribe, then read)."""
+        """On the home loop: open the link, watch the key (subscribe, then read)."""
         link = link_for(self._endpoint)
         serial, namespace, name = self._serial, self.namespace, self.name
         watching = False
@@ -228,7 +235,7 @@ class DistributedToken(CancelationToken):
             object.__setattr__(self, "_link", None)
 
     async def _unregister(self, started: concurrent.futures.Future[None]) -> None:
-        """On the I/O loop: wait for a registration in flight, then drop it."""
+        """On the home loop: wait for a registration in flight, then drop it."""
         try:
             await _io_future(started)
         except BaseException:  # noqa: S110 - a failed start holds nothing
@@ -259,7 +266,7 @@ class DistributedToken(CancelationToken):
         await super().register_callback(callback)
 
     def _deliver(self, payload: CancelPayload) -> None:
-        """On the I/O loop: the record appeared (the link dropped the watch)."""
+        """On the home loop: the record appeared (the link dropped the watch)."""
         object.__setattr__(self, "_link", None)
         self._flip(payload)
 
@@ -287,7 +294,7 @@ class DistributedToken(CancelationToken):
         return payload.model_dump_json().encode()
 
     async def _write(self, raw: bytes) -> tuple[bool, bytes]:
-        """On the I/O loop: write the record (the link is held for the write only)."""
+        """On the home loop: write the record (the link is held for the write only)."""
         link = link_for(self._endpoint)
         try:
             await link.open()
@@ -325,12 +332,9 @@ class DistributedToken(CancelationToken):
         if self.is_cancelled:
             return False
         raw = self._payload(reason, message)
-        fut = _io.submit(self._write(raw))
-        try:
-            won, stored = await _io.wait(fut, cancel_on_abort=False)
-        except BaseException:
-            fut.add_done_callback(partial(self._written, reason, message, log_failure=False))
-            raise
+        won, stored = await _io.run_at(
+            _io.home(), self._write(raw), shield=True, on_abort=partial(self._written, reason, message, log_failure=False)
+        )
         payload = self._stored(stored, reason, message)
         if self._remote is None:
             object.__setattr__(self, "_remote", payload)
@@ -338,7 +342,7 @@ class DistributedToken(CancelationToken):
         return won
 
     def cancel_sync(self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None) -> bool:
-        """Cancel from any thread without waiting: the record is written on the I/O thread,
+        """Cancel from any thread without waiting: the record is written in the background,
         and the local flag flips once it is (with the reason the record holds).
 
         Returns True if this call sent the request, False if the token was already
@@ -352,12 +356,13 @@ class DistributedToken(CancelationToken):
             if self.is_cancelled or self._pending:
                 return False
             object.__setattr__(self, "_pending", True)
-        fut = _io.submit(self._write(self._payload(reason, message)))
+        fut = _io.submit(self._write(self._payload(reason, message)), _io.home())
         fut.add_done_callback(partial(self._written, reason, message))
         return True
 
     def _written(
-        self, reason: CancelationReason, message: str | None, fut: concurrent.futures.Future[tuple[bool, bytes]],
+        self, reason: CancelationReason, message: str | None,
+        fut: concurrent.futures.Future[tuple[bool, bytes]] | asyncio.Future[tuple[bool, bytes]],
         *, log_failure: bool = True,
     ) -> None:
         """A write done without a waiting caller: flip the flag (any thread)."""
@@ -386,10 +391,10 @@ def _log_failed_start(name: str, fut: concurrent.futures.Future[None]) -> None:
 
 
 def _collected(link: Link, serial: int, namespace: str, name: str, _: object) -> None:
-    """A listening token was garbage collected (any thread): drop its watch on the I/O loop."""
-    _io.call_soon(link.unwatch, serial, namespace, name)
+    """A listening token was garbage collected (any thread): drop its watch on its loop."""
+    _io.call_soon(link.loop, link.unwatch, serial, namespace, name)
 
 
 async def _io_future(fut: concurrent.futures.Future[Any]) -> Any:
-    """Await a thread-safe future on the I/O loop."""
+    """Await a thread-safe future on the running loop."""
     return await asyncio.wrap_future(fut)

