@@ -330,3 +330,49 @@ async def test_the_listener_never_blocks_the_event_loop(server: RedisServer, ns:
             await eventually(lambda: all(t.is_cancelled for t in tokens), 10)
             done.set()
     assert gaps and max(gaps) < 0.5
+
+
+def test_the_payload_written_on_the_fast_path_is_a_valid_record() -> None:
+    from cancelable_rx.integrations.redis._models import cancel_json
+
+    raw = cancel_json("job", CancelationReason.SIGNAL, "why", "op-1", 2.5)
+    payload = CancelPayload.model_validate_json(raw)
+    assert (payload.name, payload.reason, payload.message, payload.deadline) == ("job", CancelationReason.SIGNAL, "why", 2.5)
+    assert payload.origin == Origin.here("op-1") and payload.time.tzinfo is not None
+
+
+async def test_an_acl_user_without_scripts_cancels_with_plain_commands(server: RedisServer, raw: redis.Redis) -> None:
+    """ACL usernames pass through; where scripts are not allowed, SET NX then PUBLISH."""
+    ns = fresh_namespace()
+    raw.acl_setuser("worker", enabled=True, passwords=["+pw-worker"], keys=[f"{ns}:*"], channels=["*"],
+                    commands=["+@all", "-@scripting"])
+    url = server.url.replace("redis://", "redis://worker:pw-worker@")
+    try:
+        async with DistributedToken("acl", url, namespace=ns) as listener:
+            a = DistributedToken("acl", url, namespace=ns)
+            assert await a.cancel(CancelationReason.MANUAL, "no scripts here") is True
+            assert False in [link._script_allowed for link in _link.all_links() if "worker:" in link.endpoint.display]
+            await eventually(lambda: listener.is_cancelled, 5)
+            assert listener.message == "no scripts here"
+            assert await DistributedToken("acl", url, namespace=ns).cancel(message="second") is False
+        with pytest.raises(RedisConnectError, match="refused the credentials of user 'worker'"):
+            await DistributedToken("acl", url.replace("pw-worker", "nope"), namespace=ns).start()
+    finally:
+        raw.acl_deluser("worker")
+
+
+def test_tls_and_unix_urls_are_passed_through() -> None:
+    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+
+    from cancelable_rx.integrations.redis._config import endpoint_of
+
+    tls = endpoint_of("rediss://user:secret@example.com:6380/2?ssl_cert_reqs=none")
+    assert tls.connection_class is SSLConnection and tls.kwargs["username"] == "user"
+    assert tls.kwargs["password"] == "secret" and tls.kwargs["db"] == 2 and tls.kwargs["ssl_cert_reqs"] == "none"
+    assert "secret" not in tls.display and "***" in tls.display
+    assert endpoint_of("unix:///tmp/redis.sock?db=1").connection_class is UnixDomainSocketConnection
+    client = redis.Redis(host="h", port=1, username="u", password="p", ssl=True)
+    endpoint = endpoint_of(client)
+    assert endpoint.connection_class is SSLConnection and endpoint.kwargs["password"] == "p"
+    assert endpoint.display == "rediss://h:1/0"
+    client.close()

@@ -362,14 +362,16 @@ class Link:
                 logger.warning("cancelable_rx: ignored a malformed cancel record of token %r in namespace %r "
                                "(%s): %r", key[1], key[0], err, raw[:200])
             return
-        for watch in list(entry.values()):
+        watches = list(entry.values())
+        for watch in watches:  # the operations first: the bookkeeping can wait
             token = watch.ref() if watch.ref is not None else None
-            self.unwatch(watch.serial, *key)
             if token is not None:
                 try:
                     token._deliver(payload)
                 except Exception:
                     logger.exception("cancelable_rx: applying a cancel to token %r failed", key[1])
+        for watch in watches:
+            self.unwatch(watch.serial, *key)
 
     # -- the pub/sub connection ---------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cancelable_rx import CancelationReason, OperationStatus
 
-__all__ = ("MAX_PAYLOAD", "CancelPayload", "OperationRecord", "Origin", "json_safe", "parse")
+__all__ = ("MAX_PAYLOAD", "CancelPayload", "OperationRecord", "Origin", "cancel_json", "json_safe", "parse")
 
 MAX_PAYLOAD = 64 * 1024
 """Bytes; a longer value is malformed (nothing the package writes comes near it)."""
@@ -92,6 +92,25 @@ class OperationRecord(BaseModel):
         if self.deadline_at is None:
             return math.inf
         return max(0.0, self.deadline_at.timestamp() - time.time())
+
+
+def cancel_json(
+    name: str, reason: CancelationReason, message: str | None, operation_id: str | None, deadline: float | None
+) -> bytes:
+    """A `CancelPayload` from this process as JSON, written directly (it is on the path of
+    every cancel; ``CancelPayload.model_validate_json`` reads it back, see the tests)."""
+    return json.dumps(
+        {
+            "v": 1,
+            "name": name,
+            "reason": reason.value,
+            "message": message,
+            "origin": {"host": _HOST, "pid": os.getpid(), "operation_id": operation_id},
+            "time": datetime.now(UTC).isoformat(),
+            "deadline": deadline,
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def json_safe(value: Any) -> Any:

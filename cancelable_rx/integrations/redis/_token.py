@@ -29,7 +29,7 @@ from cancelable_rx._checks import check_message, check_reason
 from . import _io
 from ._config import DEFAULT_NAMESPACE, Endpoint, check_name, check_namespace, check_seconds, endpoint_of
 from ._link import DEFAULT_INTERVAL, Link, Watch, link_for, next_serial
-from ._models import CancelPayload, Origin, parse
+from ._models import CancelPayload, Origin, cancel_json, parse
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -98,7 +98,7 @@ class DistributedToken(CancelationToken):
         _closed: bool
         _pending: bool
         _link: Link | None
-        _remote: CancelPayload | None
+        _remote: CancelPayload | bytes | None
 
     name: str
     namespace: str = DEFAULT_NAMESPACE
@@ -140,7 +140,11 @@ class DistributedToken(CancelationToken):
     def cancel_info(self) -> CancelPayload | None:
         """The cancel record this token flipped on (reason, message, origin host/pid/operation,
         time, the canceller's remaining deadline), or None."""
-        return self._remote
+        remote = self._remote
+        if isinstance(remote, bytes):  # this process's own record, parsed when first asked for
+            remote = CancelPayload.model_validate_json(remote)
+            object.__setattr__(self, "_remote", remote)
+        return remote
 
     @property
     def is_listening(self) -> bool:
@@ -266,7 +270,7 @@ class DistributedToken(CancelationToken):
         await super().register_callback(callback)
 
     def _deliver(self, payload: CancelPayload) -> None:
-        """On the home loop: the record appeared (the link dropped the watch)."""
+        """On the home loop: the record appeared (the link drops the watch right after)."""
         object.__setattr__(self, "_link", None)
         self._flip(payload)
 
@@ -287,11 +291,7 @@ class DistributedToken(CancelationToken):
                 deadline = None if math.isinf(remaining) else remaining
             except Exception:  # read off the operation's loop (trio's clock): leave it out
                 deadline = None
-        payload = CancelPayload(
-            name=self.name, reason=reason, message=message, origin=Origin.here(op.id if op is not None else None),
-            deadline=deadline,
-        )
-        return payload.model_dump_json().encode()
+        return cancel_json(self.name, reason, message, op.id if op is not None else None, deadline)
 
     async def _write(self, raw: bytes) -> tuple[bool, bytes]:
         """On the home loop: write the record (the link is held for the write only)."""
@@ -335,10 +335,15 @@ class DistributedToken(CancelationToken):
         won, stored = await _io.run_at(
             _io.home(), self._write(raw), shield=True, on_abort=partial(self._written, reason, message, log_failure=False)
         )
-        payload = self._stored(stored, reason, message)
-        if self._remote is None:
-            object.__setattr__(self, "_remote", payload)
-        await CancelationToken.cancel(self, payload.reason, payload.message)
+        if won:  # the record is ours: no need to read it back
+            if self._remote is None:
+                object.__setattr__(self, "_remote", raw)
+        else:
+            payload = self._stored(stored, reason, message)
+            if self._remote is None:
+                object.__setattr__(self, "_remote", payload)
+            reason, message = payload.reason, payload.message
+        await CancelationToken.cancel(self, reason, message)
         return won
 
     def cancel_sync(self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None) -> bool:

@@ -65,10 +65,11 @@ async def worker(ticket: JobTicket, url: str, items: int) -> None:
                 print(f"completed: {items} records exported", flush=True)
             except CancelationError as err:
                 partial = op.partial_result
+                count, last = (partial.count, partial.buffer) if partial is not None else (0, [])
                 origin = token.cancel_info.origin if token.cancel_info else None
                 who = f" (cancelled by pid {origin.pid} on {origin.host})" if origin else ""
                 print(f"stopped: {type(err).__name__} (reason={err.reason.value}): {err.message}{who}; "
-                      f"partial result: {partial.count} of {items} records, the last {partial.buffer}", flush=True)
+                      f"partial result: {count} of {items} records, the last {last}", flush=True)
 
 
 # -- the producer ----------------------------------------------------------------------------
