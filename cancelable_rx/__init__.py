@@ -42,6 +42,7 @@ from ._models import (
     OperationStatus,
     PartialResult,
     ProgressEvent,
+    StopRequest,
 )
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
 from ._rx import ObservableIterator, observe, to_observable
@@ -107,6 +108,7 @@ __all__ = (
     "SignalSource",
     "SourceHost",
     "StatusCallback",
+    "StopRequest",
     "StatusCallbackType",
     "TerminalProgress",
     "ThreadSafeRegistry",

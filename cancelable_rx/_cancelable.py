@@ -34,6 +34,7 @@ from .sources.base import CancelationSource, as_source
 from .sources.condition import ConditionSource
 from .sources.observable import ObservableSource
 from .sources.signal import SignalSource
+from .sources.timeout import TimeoutSource
 from .streaming._iterator import FusedIterator
 from .streaming._stream import CancelableStream
 
@@ -93,6 +94,12 @@ class Cancelable(Operation):
     @classmethod
     def _made(cls, default_name: str, operation_id: str | None, name: str | None, kwargs: dict[str, Any]) -> Self:
         """The one helper behind every factory: a new operation with a default name."""
+        for soft in ("graceful", "grace"):
+            if soft in kwargs:
+                fail_type(
+                    soft, "an option of a source that can be soft", kwargs[soft],
+                    "use with_signal(..., graceful=) or with_timeout(..., grace=), or op.request_stop(grace)",
+                )
         op = cls(operation_id, name, **kwargs)
         op._default_name = default_name
         return op
@@ -103,6 +110,8 @@ class Cancelable(Operation):
         timeout: float | timedelta,
         operation_id: str | None = None,
         name: str | None = None,
+        *,
+        grace: float | timedelta | None = None,
         **kwargs: Any,
     ) -> Self:
         """An operation cancelled ``timeout`` seconds after it is entered (reason ``TIMEOUT``).
@@ -110,10 +119,17 @@ class Cancelable(Operation):
         ``timeout`` is seconds (int/float) or a ``timedelta``; ``0`` cancels at the first
         checkpoint and ``math.inf`` never, as in anyio; negative or NaN is a ValueError.
         The timeout is the cancel scope's deadline: no timer, no task.
+
+        With ``grace=`` (keyword-only) the timeout is soft: when it passes a stop is
+        requested (`request_stop`), and the operation is cancelled ``grace`` seconds later
+        unless it finished: a soft deadline and a hard one (`TimeoutSource`).
         """
         seconds = check_timeout(timeout)
         op = cls._made("timeout", operation_id, name, kwargs)
-        op._timeout = seconds
+        if grace is None:
+            op._timeout = seconds
+        else:
+            op._sources = (TimeoutSource(seconds, grace=grace),)
         return op
 
     @classmethod
@@ -143,14 +159,16 @@ class Cancelable(Operation):
         *signals: int,
         operation_id: str | None = None,
         name: str | None = None,
+        graceful: float | timedelta | None = None,
         **kwargs: Any,
     ) -> Self:
         """An operation cancelled when the process receives one of ``signals`` (reason ``SIGNAL``).
 
         Main thread only (Python's rule for signal handlers); an unknown or uncatchable
-        signal number is a ValueError.  See `SignalSource`.
+        signal number is a ValueError.  With ``graceful=`` (a grace period) the first signal
+        requests a stop and a second one cancels at once.  See `SignalSource`.
         """
-        source = SignalSource(*signals)
+        source = SignalSource(*signals, graceful=graceful)
         op = cls._made("signal_based", operation_id, name, kwargs)
         op._sources = (source,)
         return op

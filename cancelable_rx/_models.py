@@ -26,6 +26,7 @@ __all__ = (
     "OperationStatus",
     "PartialResult",
     "ProgressEvent",
+    "StopRequest",
 )
 
 logger = logging.getLogger("cancelable_rx")
@@ -37,7 +38,9 @@ class OperationStatus(str, Enum):  # noqa: UP042 - str() of members as in hother
 
     Every cancellation, whatever its reason, ends in ``CANCELLED``; the reason is in
     ``OperationContext.cancel_reason``.  ``TIMEOUT`` exists for compatibility with code
-    that filters on it and is counted as cancelled by ``is_cancelled``.
+    that filters on it and is counted as cancelled by ``is_cancelled``.  ``STOPPING`` (not
+    in the reference package) is a running operation that was asked to stop and is
+    finishing within its grace period (see ``request_stop``).
     """
 
     PENDING = "pending"
@@ -47,6 +50,7 @@ class OperationStatus(str, Enum):  # noqa: UP042 - str() of members as in hother
     FAILED = "failed"
     TIMEOUT = "timeout"
     SHIELDED = "shielded"
+    STOPPING = "stopping"
 
 
 class CancelationReason(str, Enum):  # noqa: UP042 - str() of members as in hother-cancelable
@@ -141,13 +145,24 @@ class OperationContext(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     parent_id: str | None = None
     child_ids: set[str] = Field(default_factory=set)
+    stop_requested_at: datetime | None = None
+    stop_reason: CancelationReason | None = None
+    stop_message: str | None = None
+
+    @property
+    def stopped_gracefully(self) -> bool | None:
+        """None if no stop was requested; else True if the operation finished within its
+        grace period (``COMPLETED``), False if it did not."""
+        if self.stop_requested_at is None:
+            return None
+        return self.status is OperationStatus.COMPLETED
 
     @property
     def duration(self) -> timedelta | None:
         """Time from start to end, or to now while running; ``None`` before start."""
         if self.end_time is not None:
             return self.end_time - self.start_time
-        if self.status in (OperationStatus.RUNNING, OperationStatus.SHIELDED):
+        if self.status in (OperationStatus.RUNNING, OperationStatus.SHIELDED, OperationStatus.STOPPING):
             return datetime.now(UTC) - self.start_time
         return None
 
@@ -201,6 +216,26 @@ class OperationContext(BaseModel):
             )
 
 
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """A request to stop (phase one of a two-phase cancellation): finish what you are doing
+    within ``grace`` seconds; the operation is cancelled with ``reason`` when they run out.
+
+    ``requested_at`` is the wall-clock time of the first request; ``source`` is what asked
+    (an operation, a token, a source, a parent).
+    """
+
+    reason: CancelationReason
+    message: str | None
+    grace: float
+    requested_at: datetime
+    source: object = None
+
+    def remaining(self) -> float:
+        """Seconds of the grace period left now (wall clock), at least 0."""
+        return max(0.0, self.grace - (datetime.now(UTC) - self.requested_at).total_seconds())
+
+
 class CancelEvent(NamedTuple):
     """What a cancelation source emits, exactly once: why and by whom.
 
@@ -252,6 +287,9 @@ class EndedRecord:
 
 
 _CONTEXT_DEFAULTS: dict[str, Any] = {
+    "stop_requested_at": None,
+    "stop_reason": None,
+    "stop_message": None,
     "name": None,
     "status": OperationStatus.PENDING,
     "end_time": None,

@@ -30,14 +30,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from ._checks import check_instance, check_message, check_metadata, check_reason, check_str, fail_value
+from ._checks import (
+    check_instance,
+    check_message,
+    check_metadata,
+    check_reason,
+    check_str,
+    check_timeout,
+    fail_value,
+)
 from ._exceptions import CancelationError, error_for
 from ._hooks import Hooks
 from ._loop import LAST, LoopHandle, capture, get_running_loop
@@ -48,6 +56,7 @@ from ._models import (
     OperationContext,
     OperationStatus,
     PartialResult,
+    StopRequest,
     build_context,
     new_id,
 )
@@ -62,7 +71,7 @@ from .sources.timeout import TimeoutSource
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ("DONE", "PENDING", "RECENT_CHILDREN", "RUNNING", "Operation", "ParentFired", "current")
+__all__ = ("DONE", "PENDING", "RECENT_CHILDREN", "RUNNING", "SOFT_STOP", "Operation", "ParentFired", "current")
 
 logger = logging.getLogger("cancelable_rx")
 T = TypeVar("T")
@@ -77,7 +86,10 @@ _INF: Final = math.inf
 _LOCK = threading.Lock()  # first event wins, the seal, and records built off the loop
 _deciding = 0  # threads inside a section that reads the state and may record (under _LOCK)
 _now = time.time
-_RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED)
+_RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED, OperationStatus.STOPPING)
+SOFT_STOP: Final = "soft"
+"""The value of a stream's ``stop`` flag for a stop request: end cleanly at the next item
+(``True`` is a cancellation: stop with the typed error)."""
 _RUNNING = OperationStatus.RUNNING
 _CANCELLED = OperationStatus.CANCELLED
 _COMPLETED = OperationStatus.COMPLETED
@@ -168,6 +180,9 @@ class _TaskGroupHost:
     def fail(self, exc: BaseException) -> None:
         self._op._fail(exc)
 
+    def request_stop(self, grace: float, reason: CancelationReason, message: str | None, source: object) -> None:
+        self._op._stop_from(grace, reason, message, source)
+
     def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
         tg = self._op._tg
         if tg is None:
@@ -225,6 +240,9 @@ class Operation:
         "_registry",
         "_ctx",
         "_cancellation",
+        "_stop",
+        "_stop_deadline",
+        "_stop_hub",
         "__weakref__",
     )
 
@@ -267,6 +285,9 @@ class Operation:
     _registry: OperationRegistry | None
     _ctx: OperationContext | None
     _cancellation: FireOnce[CancelEvent] | None
+    _stop: StopRequest | None  # the first stop request (phase one), if any
+    _stop_deadline: float  # when the grace period ends (loop clock): phase two
+    _stop_hub: FireOnce[StopRequest] | None
 
     def __init__(
         self,
@@ -332,6 +353,9 @@ class Operation:
         self._registry = None
         self._ctx = None
         self._cancellation = None
+        self._stop = None
+        self._stop_deadline = _INF
+        self._stop_hub = None
 
     # -- identity and record ------------------------------------------------------------
 
@@ -392,7 +416,7 @@ class Operation:
             handle = self._handle
             if handle is not None and not handle.in_loop_thread():
                 return _thread_sees_cancel()
-            if self._own_deadline != _INF and handle is not None and handle.now() >= self._own_deadline:
+            if self._deadline != _INF and handle is not None and handle.now() >= self._deadline:
                 self._record(self._timeout_event())
                 return self._fired is not None
         return False
@@ -460,7 +484,8 @@ class Operation:
     def _progress_mark(self) -> tuple[object, ...]:
         """What a record build must not miss: the fields the loop writes without the lock."""
         return (
-            self._status, self._start_ts, self._end_ts, self._partial, self._error, self._fired, self._child_version
+            self._status, self._start_ts, self._end_ts, self._partial, self._error, self._fired, self._child_version,
+            self._stop,
         )
 
     def _build_record(self) -> OperationContext:
@@ -478,6 +503,9 @@ class Operation:
             child_ids=self._child_id_set(),
             partial_result=self._partial,
             error=self._error,
+            stop_requested_at=self._stop.requested_at if self._stop is not None else None,
+            stop_reason=self._stop.reason if self._stop is not None else None,
+            stop_message=self._stop.message if self._stop is not None else None,
         )
 
     def _sync_record(self) -> None:
@@ -496,6 +524,11 @@ class Operation:
         ctx.partial_result = self._partial
         ctx.error = self._error
         ctx.child_ids = self._child_id_set()
+        stop = self._stop
+        if stop is not None:
+            ctx.stop_requested_at = stop.requested_at
+            ctx.stop_reason = stop.reason
+            ctx.stop_message = stop.message
 
     def _child_id_set(self) -> set[str]:
         ids = {child.id for child in tuple(self._children or ())}
@@ -609,7 +642,12 @@ class Operation:
         self._fire(event)
 
     def _on_token(self, token: CancelationToken) -> None:
-        self._fire(CancelEvent(token.reason or CancelationReason.MANUAL, token.message, token))
+        if token.is_cancelled:
+            self._fire(CancelEvent(token.reason or CancelationReason.MANUAL, token.message, token))
+        else:  # the token's stop request: phase one here too, with what is left of its grace
+            stop = token.stop_request
+            if stop is not None and self._state == RUNNING:
+                self._stop_from(stop.remaining(), stop.reason, stop.message, token)
 
     def _fail(self, exc: BaseException) -> None:
         """A source cannot go on watching: cancel the scope; leaving raises ``exc`` (FAILED).
@@ -643,9 +681,16 @@ class Operation:
         return TimeoutSource(self._timeout)
 
     def _timeout_event(self) -> CancelEvent:
-        """The event of a deadline that passed: our own timeout, or the parent's deadline."""
+        """The event of a deadline that passed: our own timeout, the end of a stop's grace
+        period (the earlier of the two, if both passed), or the parent's deadline."""
         handle = self._handle
-        if self._own_deadline != _INF and handle is not None and handle.now() >= self._own_deadline:
+        now = handle.now() if handle is not None else _INF
+        stop = self._stop
+        if stop is not None and now >= self._stop_deadline and self._stop_deadline < self._own_deadline:
+            return CancelEvent(
+                stop.reason, f"{stop.message or 'a stop was requested'} (grace period of {stop.grace:g}s ended)", stop.source
+            )
+        if self._own_deadline != _INF and now >= self._own_deadline:
             src = self._timeout_source()
             return CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
         if self._parent is not None:
@@ -700,6 +745,163 @@ class Operation:
         text = check_message(message) or f"Operation cancelled ({checked.value})"
         tok = self._token if not self._own_token else None
         return CancelEvent(checked, text, self), tok
+
+    # -- two-phase: ask to stop, then cancel ----------------------------------------------
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was requested (phase one): finish what you are doing and return.
+
+        Reading it never interrupts anything; the operation is cancelled (phase two) only
+        when the grace period ends.  Thread-safety: any thread.
+        """
+        return self._stop is not None
+
+    @property
+    def stop_request(self) -> StopRequest | None:
+        """The first stop request (reason, message, grace, when, by whom), or None."""
+        return self._stop
+
+    @property
+    def stop_requests(self) -> FireOnce[StopRequest]:
+        """Hot observable that emits the first `StopRequest` once (replayed to late
+        subscribers) and completes.  Thread-safety: subscribe from any thread."""
+        hub = self._stop_hub
+        if hub is None:
+            hub = self._stop_hub = FireOnce()
+            if self._stop is not None:
+                hub._fire_value(self._stop)
+        return hub
+
+    async def wait_for_stop(self) -> StopRequest:
+        """Wait until a stop is requested (returns at once if one was); the request.
+
+        Cancellation: a checkpoint; if the operation is cancelled meanwhile, the wait is
+        cancelled like any other await in the block.
+        """
+        stop = self._stop
+        if stop is not None:
+            await anyio.lowlevel.checkpoint()
+            return stop
+        event = anyio.Event()
+        handle = capture()
+        hub = self.stop_requests
+
+        def wake(_: object) -> None:
+            handle.call(event.set)
+
+        hub._listen(wake)
+        try:
+            await event.wait()
+        finally:
+            hub._unlisten(wake)
+        assert self._stop is not None
+        return self._stop
+
+    async def request_stop(
+        self,
+        grace: float | timedelta,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Phase one of a two-phase cancellation: ask the operation to stop within ``grace``
+        seconds.  Nothing is interrupted: `stop_requested` turns True, `wait_for_stop` and
+        `stop_requests` fire, ``op.stream(...)`` ends cleanly at its next item, children get
+        the same request, the status is ``STOPPING``.  Phase two: when the grace period ends
+        and the body has not finished, the operation is cancelled with ``reason`` (leaving
+        raises the typed error).  A body that returns in time completes (``COMPLETED``, with
+        the stop in its record: ``context.stopped_gracefully``).
+
+        A later request may shorten the grace period, never extend it; returns True if this
+        call requested or shortened it, False otherwise (and once the operation has ended).
+        A stop needs a running operation: before entering it is a RuntimeError (for a token,
+        use ``token.request_stop``).  Shielded sections are never interrupted.
+        """
+        request = self._stop_args(grace, reason, message)
+        if request is None:
+            return False
+        handle = self._handle
+        if handle is not None and handle.in_loop_thread():
+            return self._apply_stop(request)
+        self._request_stop_on_loop(request)
+        return True
+
+    def request_stop_sync(
+        self,
+        grace: float | timedelta,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Thread-safe `request_stop` (it hops to the operation's loop, like `cancel_sync`).
+        Returns False once the operation has ended, True otherwise."""
+        request = self._stop_args(grace, reason, message)
+        if request is None:
+            return False
+        self._request_stop_on_loop(request)
+        return True
+
+    def _stop_args(self, grace: object, reason: object, message: object) -> StopRequest | None:
+        seconds = check_timeout(grace, "grace")
+        checked = check_reason(reason)
+        text = check_message(message)
+        if self._state == PENDING:
+            raise RuntimeError(
+                f"request_stop() on {self!r}: a stop needs a running operation (enter it first; "
+                "to stop operations that have not started yet, use a token's request_stop())"
+            )
+        if self._state == DONE:
+            return None
+        return StopRequest(checked, text, seconds, datetime.now(UTC), self)
+
+    def _request_stop_on_loop(self, request: StopRequest) -> None:
+        handle = self._handle
+        assert handle is not None
+        handle.call(lambda: self._apply_stop(request))
+
+    def _stop_from(self, grace: float, reason: CancelationReason, message: str | None, source: object) -> None:
+        """A stop request from a source, a token or a parent, from any thread."""
+        if self._state != RUNNING:
+            return
+        self._request_stop_on_loop(StopRequest(reason, message, grace, datetime.now(UTC), source))
+
+    def _apply_stop(self, request: StopRequest) -> bool:
+        """Phase one, on the loop thread: record the request (or shorten the grace period)."""
+        if self._state != RUNNING:
+            return False
+        handle = self._handle
+        assert handle is not None
+        hard = handle.now() + request.grace
+        first = self._stop is None
+        if not first and hard >= self._stop_deadline:
+            return False  # never extended
+        self._stop_deadline = hard
+        if hard < self._deadline:
+            self._deadline = hard
+            scope = self._scope
+            if scope is not None:  # None between the fetches of a detached stream
+                scope.deadline = hard
+        if first:
+            self._stop = request
+            if self._status is _RUNNING:
+                self._status = OperationStatus.STOPPING
+            stream = self._stream
+            if stream is not None and not stream.stop:
+                stream.stop = SOFT_STOP
+            if self._ctx is not None:
+                with _LOCK:
+                    self._sync_record()
+            registry = self._registry
+            if registry is not None:
+                registry._on_stop(self)
+            hub = self._stop_hub
+            if hub is not None:
+                hub._fire_value(request)
+        children = self._children
+        if children:
+            for child in tuple(children):
+                if not child._shielded:
+                    child._stop_from(request.grace, CancelationReason.PARENT, request.message, ParentFired(self, request.reason))
+        return True
 
     def check_cancelation_sync(self) -> None:
         """Raise if the operation is cancelled: the typed error for its own cancellation;
@@ -818,7 +1020,10 @@ class Operation:
                     stops.append(stop)
 
     def _listen_token(self, tok: CancelationToken) -> None:
-        if tok.is_cancelled and not self._own_token:
+        if not tok.is_cancelled and tok.stop_request is not None:
+            tok._listen(self._on_token, self)
+            self._on_token(tok)  # a stop requested before the operation started
+        elif tok.is_cancelled and not self._own_token:
             self._fire(
                 CancelEvent(
                     tok.reason or CancelationReason.MANUAL,
@@ -897,7 +1102,7 @@ class Operation:
             scope.__enter__()
             tok = self._token
             if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
-                if tok.is_cancelled:
+                if tok.is_cancelled or tok.stop_request is not None:
                     self._listen_token(tok)
                 else:
                     tok._listen(self._on_token, self)
@@ -1183,6 +1388,8 @@ class Operation:
         self._stream = stream
         if self._fired is not None:
             stream.stop = True
+        elif self._stop is not None:
+            stream.stop = SOFT_STOP
 
     def _detach_stream(self, stream: Any, partial: Any) -> None:
         """``stream`` ended with ``partial`` (a `PartialResult`)."""
@@ -1248,7 +1455,7 @@ class Operation:
         self._listening = True
         host = None
         if self._plan is not None:
-            host = self._host = BackgroundHost(handle, self._fail)
+            host = self._host = BackgroundHost(handle, self._fail, self._stop_from)
         self._arm(host)
         if self._register_globally:
             registry = self._registry = OperationRegistry.get_instance()

@@ -31,8 +31,8 @@ EMPTY = Plan(None, (), False)
 
 
 def _deadline_timeouts(source: CancelationSource) -> list[TimeoutSource]:
-    if isinstance(source, TimeoutSource):
-        return [source] if math.isfinite(source.timeout_seconds) else []
+    if isinstance(source, TimeoutSource):  # a soft timeout is a timer, not a deadline
+        return [source] if math.isfinite(source.timeout_seconds) and source.grace is None else []
     if isinstance(source, AnyOfSource):
         return [t for part in source.sources for t in _deadline_timeouts(part)]
     return []

@@ -27,7 +27,7 @@ from ._checks import (
     fail_type,
     fail_value,
 )
-from ._models import TERMINAL_STATUSES, CancelationReason, EndedRecord, OperationContext, OperationStatus
+from ._models import TERMINAL_STATUSES, CancelationReason, EndedRecord, OperationContext, OperationStatus, StopRequest
 from ._rx import HubObservable
 
 __all__ = ("DEFAULT_MAX_HISTORY", "LifecycleEvent", "LifecycleKind", "OperationRegistry", "Registrable")
@@ -57,6 +57,8 @@ class Registrable(Protocol):
     def cancel_reason(self) -> CancelationReason | None: ...
     @property
     def parent_id(self) -> str | None: ...
+    @property
+    def stop_request(self) -> StopRequest | None: ...
 
     def _history_record(self, keep_buffers: bool) -> EndedRecord: ...
 
@@ -86,6 +88,7 @@ class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
     REGISTERED = "registered"
     STARTED = "started"
     PROGRESS = "progress"
+    STOPPING = "stopping"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -96,8 +99,8 @@ class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
 class LifecycleEvent:
     """One lifecycle transition of a registered operation.
 
-    ``reason`` is set for ``CANCELLED``, ``error`` for ``FAILED``, ``message`` and
-    ``metadata`` for ``PROGRESS``.  ``operation`` is the live `Cancelable`.
+    ``reason`` is set for ``CANCELLED`` and ``STOPPING``, ``error`` for ``FAILED``,
+    ``message`` for ``PROGRESS`` and ``STOPPING``, ``metadata`` for ``PROGRESS``.  ``operation`` is the live `Cancelable`.
     """
 
     kind: LifecycleKind
@@ -188,6 +191,15 @@ class OperationRegistry:
             if added:
                 self._emit(LifecycleKind.REGISTERED, op)
             self._emit(LifecycleKind.STARTED, op)
+
+    def _on_stop(self, op: Registrable) -> None:
+        """A stop was requested (phase one): the operation is ``STOPPING``."""
+        if self.events.has_subscribers:
+            stop = op.stop_request
+            self._emit(
+                LifecycleKind.STOPPING, op, reason=stop.reason if stop is not None else None,
+                message=stop.message if stop is not None else None,
+            )
 
     def _on_progress(self, op: Registrable, message: Any, metadata: dict[str, Any] | None) -> None:
         if self.events.has_subscribers:

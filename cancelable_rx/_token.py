@@ -11,17 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._checks import check_callable, check_instance, check_message, check_reason, fail_value
+from ._checks import check_callable, check_instance, check_message, check_reason, check_timeout, fail_value
 from ._exceptions import error_for
 from ._loop import LoopHandle, capture
-from ._models import CancelationReason, CancelEvent, new_id
+from ._models import CancelationReason, CancelEvent, StopRequest, new_id
 from ._rx import Listener
 
 __all__ = ("CancelationToken", "LinkedCancelationToken")
@@ -42,12 +42,13 @@ class CancelationToken(BaseModel):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    __slots__ = ("_lock", "_listeners", "_callbacks")
+    __slots__ = ("_lock", "_listeners", "_callbacks", "_stop")
 
     if TYPE_CHECKING:  # runtime state lives in __slots__, invisible to pydantic
         _lock: threading.Lock
         _listeners: dict[object, Listener]
         _callbacks: list[tuple[TokenCallback, LoopHandle | None]]
+        _stop: StopRequest | None
 
     id: str = Field(default_factory=new_id)
     is_cancelled: bool = False
@@ -60,6 +61,7 @@ class CancelationToken(BaseModel):
         object.__setattr__(self, "_lock", threading.Lock())
         object.__setattr__(self, "_listeners", {})
         object.__setattr__(self, "_callbacks", [])
+        object.__setattr__(self, "_stop", None)
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -166,7 +168,8 @@ class CancelationToken(BaseModel):
         handle = capture()
 
         def wake(_: object) -> None:
-            handle.call(event.set)
+            if self.is_cancelled:  # (listeners also hear stop requests)
+                handle.call(event.set)
 
         self._listen(wake)
         try:
@@ -198,6 +201,58 @@ class CancelationToken(BaseModel):
     def is_cancelation_requested(self) -> bool:
         """Non-raising check."""
         return self.is_cancelled
+
+    # -- two-phase: ask to stop, then cancel ---------------------------------------------
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was requested (`request_stop`) or the token was cancelled."""
+        return self._stop is not None or self.is_cancelled
+
+    @property
+    def stop_request(self) -> StopRequest | None:
+        """The first stop request, or None."""
+        return self._stop
+
+    async def request_stop(
+        self,
+        grace: float | timedelta,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Ask every operation using this token to stop within ``grace`` seconds (see
+        ``Cancelable.request_stop``): each is cancelled with ``reason`` when its grace period
+        ends, unless it finished.  An operation that starts using the token later gets what
+        is left of the grace period.  The token itself is not cancelled (cancel it to stop
+        them all at once).  Returns False if the token is already cancelled.
+
+        Listeners are called with the token (``is_cancelled`` False, ``stop_request`` set).
+        Thread-safety: any thread (this and `request_stop_sync`).
+        """
+        return self.request_stop_sync(grace, reason, message)
+
+    def request_stop_sync(
+        self,
+        grace: float | timedelta,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Thread-safe `request_stop`.  A second request may shorten the grace period of the
+        operations listening now; it never extends it."""
+        seconds = check_timeout(grace, "grace")
+        request = StopRequest(check_reason(reason), check_message(message), seconds, datetime.now(UTC), self)
+        with self._lock:
+            if self.is_cancelled:
+                return False
+            if self._stop is None or request.grace < self._stop.remaining():
+                object.__setattr__(self, "_stop", request)
+            listeners = tuple(self._listeners.values())
+        for fn in listeners:  # the same listeners as a cancel: they look at is_cancelled
+            try:
+                fn(self)
+            except Exception:
+                logger.exception("cancelable_rx: listener %r of token %s failed", fn, self.id)
+        return True
 
     async def register_callback(self, callback: TokenCallback) -> None:
         """Call ``callback(token)`` (sync or async) when the token is cancelled.
@@ -245,6 +300,11 @@ class LinkedCancelationToken(CancelationToken):
             fail_value("token", "another token (a token cannot be linked to itself)", token)
 
         def forward(src: CancelationToken) -> None:
+            if not src.is_cancelled:  # a stop request: pass it on with what is left of its grace
+                stop = src._stop
+                if stop is not None:
+                    self.request_stop_sync(stop.remaining(), stop.reason, stop.message)
+                return
             if preserve_reason and src.reason is not None:
                 self.cancel_sync(src.reason, src.message or f"Linked token {src.id[:8]} was cancelled")
             else:

@@ -33,9 +33,13 @@ def test_reference_signatures() -> None:
     assert _params(Cancelable.__init__)[:5] == [
         ("operation_id", None), ("name", None), ("parent", None), ("metadata", None), ("register_globally", False),
     ]
-    assert _params(Cancelable.with_timeout) == [("timeout", empty), ("operation_id", None), ("name", None), ("kwargs", empty)]
+    assert _params(Cancelable.with_timeout) == [
+        ("timeout", empty), ("operation_id", None), ("name", None), ("grace", None), ("kwargs", empty),
+    ]
     assert _params(Cancelable.with_token) == [("token", empty), ("operation_id", None), ("name", None), ("kwargs", empty)]
-    assert _params(Cancelable.with_signal) == [("signals", empty), ("operation_id", None), ("name", None), ("kwargs", empty)]
+    assert _params(Cancelable.with_signal) == [
+        ("signals", empty), ("operation_id", None), ("name", None), ("graceful", None), ("kwargs", empty),
+    ]
     assert _params(Cancelable.with_condition) == [
         ("condition", empty), ("check_interval", 0.1), ("condition_name", None),
         ("operation_id", None), ("name", None), ("kwargs", empty),

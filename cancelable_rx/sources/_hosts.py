@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from .._loop import LoopHandle
+from .._models import CancelationReason
 
 __all__ = ("BackgroundHost", "run_source_work")
 
@@ -39,12 +40,18 @@ class BackgroundHost:
     Thread-safety: `run_soon`, `call` and `fail` from any thread; the rest on the loop.
     """
 
-    __slots__ = ("_handle", "_on_fail", "_scopes", "_closed")
+    __slots__ = ("_handle", "_on_fail", "_on_stop", "_scopes", "_closed")
     applies_deadlines = True  # its users (operators, detached streams) apply timeouts as deadlines
 
-    def __init__(self, handle: LoopHandle, on_fail: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        handle: LoopHandle,
+        on_fail: Callable[[BaseException], None],
+        on_stop: Callable[[float, CancelationReason, str | None, object], None] | None = None,
+    ) -> None:
         self._handle = handle
         self._on_fail = on_fail
+        self._on_stop = on_stop
         self._scopes: list[anyio.CancelScope] = []
         self._closed = False
 
@@ -56,6 +63,11 @@ class BackgroundHost:
 
     def fail(self, exc: BaseException) -> None:
         self._on_fail(exc)
+
+    def request_stop(self, grace: float, reason: CancelationReason, message: str | None, source: object) -> None:
+        """A soft source's stop request, passed to ``on_stop`` (ignored without one)."""
+        if self._on_stop is not None:
+            self._on_stop(grace, reason, message, source)
 
     def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
         async def run() -> None:

@@ -80,15 +80,27 @@ class SourceHost(Protocol):
         ``KeyboardInterrupt`` raised while watching."""
         ...
 
+    def request_stop(self, grace: float, reason: CancelationReason, message: str | None, source: object) -> None:
+        """A *soft* source's first phase: ask the operation to stop within ``grace`` seconds
+        (see ``Cancelable.request_stop``); it is cancelled with ``reason`` when they run out,
+        or when a source fires.  A later request may shorten the grace period, never extend
+        it.  Any thread."""
+        ...
+
 
 class _NoDeadlines:
-    """A host view where timeouts are not deadlines (what all-of arms its parts with)."""
+    """A host view for one part of an all-of: timeouts are not deadlines, and a part's stop
+    request counts as that part firing (all-of is hard: it fires once every part has)."""
 
-    __slots__ = ("_host",)
+    __slots__ = ("_host", "_part")
     applies_deadlines = False
 
-    def __init__(self, host: SourceHost) -> None:
+    def __init__(self, host: SourceHost, part: CancelationSource) -> None:
         self._host = host
+        self._part = part
+
+    def request_stop(self, grace: float, reason: CancelationReason, message: str | None, source: object) -> None:
+        self._part.fire(message, reason)
 
     def run_soon(self, fn: Callable[[], object]) -> None:
         self._host.run_soon(fn)
@@ -237,7 +249,7 @@ class CompositeSource(CancelationSource):
         super().__init__(name)
         self.sources: list[CancelationSource] = _flatten_args(sources)
 
-    def _part_host(self, host: SourceHost) -> SourceHost:
+    def _part_host(self, host: SourceHost, part: CancelationSource) -> SourceHost:
         return host
 
     def _part_applies_deadlines(self, applies_deadlines: bool) -> bool:
@@ -254,15 +266,13 @@ class CompositeSource(CancelationSource):
         raise NotImplementedError
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
-        part_host = self._part_host(host)
-
         def on_part(event: CancelEvent) -> None:  # one per arming: sharing the composite is safe
             self._on_part(event)
 
         stops: list[Disarm] = []
         for s in self.sources:
             s._listen(on_part)
-            stop = s.arm(part_host)
+            stop = s.arm(self._part_host(host, s))
             if stop is not None:
                 stops.append(stop)
 
@@ -282,7 +292,9 @@ class CompositeSource(CancelationSource):
 class AnyOfSource(CompositeSource):
     """Fires when the first of its sources fires, with that source's reason and message.
 
-    Timeouts inside any-of become the operation's deadline (the earliest one wins).
+    Timeouts inside any-of become the operation's deadline (the earliest one wins).  Soft
+    parts stay soft: their stop requests reach the operation; a hard part still cancels at
+    once.
     """
 
     def __init__(self, *sources: object, name: str | None = None) -> None:
@@ -303,8 +315,8 @@ class AllOfSource(CompositeSource):
     last makes it ``TIMEOUT``).  Timeouts inside all-of run as timer tasks.
     """
 
-    def _part_host(self, host: SourceHost) -> SourceHost:
-        return _NoDeadlines(host)
+    def _part_host(self, host: SourceHost, part: CancelationSource) -> SourceHost:
+        return _NoDeadlines(host, part)
 
     def _part_applies_deadlines(self, applies_deadlines: bool) -> bool:
         return False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal as _signal
 from collections.abc import Callable
+from datetime import timedelta
 
-from .._checks import check_not_empty, check_signal
+from .._checks import check_not_empty, check_signal, check_timeout
 from .._models import CancelationReason, CancelEvent
 from . import _signal_hub
 from .base import CancelationSource, Disarm, SourceHost
@@ -22,20 +23,27 @@ class SignalSource(CancelationSource):
     Thread-safety: Python installs signal handlers only in the main thread, so the
     source must be created and its operation entered there; anything else raises
     RuntimeError saying so.
+
+    With ``graceful=`` (a grace period in seconds, or a timedelta) the source is *soft*: the
+    first signal requests a stop (the operation may finish within the grace period, see
+    ``Cancelable.request_stop``) and a second signal cancels at once, as Kubernetes and
+    most servers treat SIGTERM and a second Ctrl-C.
     """
 
     reason = CancelationReason.SIGNAL
 
-    def __init__(self, *signals: int, name: str | None = None) -> None:
+    def __init__(self, *signals: int, name: str | None = None, graceful: float | timedelta | None = None) -> None:
         check_not_empty(signals, "signals", "SignalSource(signal.SIGINT)")
         checked = tuple(check_signal(s) for s in signals)
+        grace = check_timeout(graceful, "graceful") if graceful is not None else None
         _signal_hub.require_main_thread("with_signal()/SignalSource")
         super().__init__(name)
         self.signals = checked
+        self.graceful = grace
         self.signal_number: int | None = None
 
     def _fresh(self) -> SignalSource:
-        return SignalSource(*self.signals, name=self.name)
+        return SignalSource(*self.signals, name=self.name, graceful=self.graceful)
 
     def default_message(self) -> str:
         if self.signal_number is None:
@@ -50,8 +58,23 @@ class SignalSource(CancelationSource):
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
         subs: list[tuple[int, Callable[[], object]]] = []
+        received = [0]  # signals seen by this arming (a soft source: the first asks, the second cancels)
+
+        def on_signal(signum: int) -> None:
+            received[0] += 1
+            if self.graceful is None or received[0] > 1:
+                self._fire_signal(signum)
+                return
+            self.signal_number = signum
+            name = _signal.Signals(signum).name
+            host.request_stop(
+                self.graceful, CancelationReason.SIGNAL,
+                f"Received signal {name} ({signum}): stopping within {self.graceful:g}s; send it again to stop at once",
+                self,
+            )
+
         for signum in self.signals:
-            fn = _bind(self._fire_signal, signum)
+            fn = _bind(on_signal, signum)
             _signal_hub.subscribe(signum, host.run_soon, fn)
             subs.append((signum, fn))
 

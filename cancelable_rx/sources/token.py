@@ -11,7 +11,8 @@ __all__ = ("TokenSource",)
 
 
 class TokenSource(CancelationSource):
-    """Fires when ``token`` is cancelled, with the token's reason and message.
+    """Fires when ``token`` is cancelled, with the token's reason and message; a stop
+    requested on the token (``token.request_stop``) is a soft stop of the operation.
 
     Thread-safety: the token may be cancelled from any thread.
     """
@@ -32,7 +33,19 @@ class TokenSource(CancelationSource):
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
         token, key = self.token, object()  # a key per arming: sharing the source is safe
-        token._listen(self._on_token, key)
+
+        def listener(tok: CancelationToken) -> None:
+            if tok.is_cancelled:
+                self._on_token(tok)
+            else:  # the token's stop request: a soft stop of the operation
+                stop = tok.stop_request
+                if stop is not None:
+                    host.request_stop(stop.remaining(), stop.reason, stop.message, self)
+
+        token._listen(listener, key)
+        stop = token.stop_request
+        if stop is not None and not token.is_cancelled:
+            listener(token)
         return lambda: token._unlisten(key)
 
 

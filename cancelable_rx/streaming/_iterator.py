@@ -23,6 +23,7 @@ import anyio.lowlevel
 
 from .._checks import check_positive_int, fail_type
 from .._models import PartialResult
+from .._operation import SOFT_STOP
 
 if TYPE_CHECKING:
     from .._operation import Operation
@@ -89,7 +90,8 @@ class FusedIterator(Generic[T]):
         self._started = False
         self._src_closed = False
         self._agen: Any = None
-        self.stop = False  # set by the operation when it records a cancellation
+        # set by the operation: True when it records a cancellation, SOFT_STOP on a stop request
+        self.stop: bool | str = False
 
     # -- in an operation's block: one async generator frame per item ---------------------
 
@@ -114,13 +116,23 @@ class FusedIterator(Generic[T]):
         completed = False
         src = self._src if not self._sync else _sync_items(self._src)
         try:
-            if self.stop:  # cancelled before the first item: the source is still closed below
+            if self.stop:  # stopped before the first item: the source is still closed below
+                if self.stop is SOFT_STOP:
+                    return
                 await self._stop_cancelled()
             async for item in src:
-                # The per-item cancel flag (a slot: the cheapest read): the item fetched when
-                # a cancellation is noticed is not delivered.
+                # The per-item flag (a slot: the cheapest read).  A cancellation: the item
+                # fetched when it is noticed is not delivered.  A stop request: that item is
+                # the last one delivered, then the stream ends cleanly.
                 if self.stop:
                     self._count = n
+                    if self.stop is SOFT_STOP:
+                        n += 1
+                        if append is not None:
+                            append(item)
+                        self._count = n
+                        yield item
+                        return
                     await self._stop_cancelled()
                 n += 1
                 if append is not None:
@@ -182,6 +194,10 @@ class FusedIterator(Generic[T]):
             self._agen = self._fetcher()
         if self._state:
             raise StopAsyncIteration
+        if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
+            self._end(False)
+            await self._close_source()
+            raise StopAsyncIteration
         if self.stop:
             error = op._stop_error()
             self._end(False, error, own=True)
@@ -195,7 +211,7 @@ class FusedIterator(Generic[T]):
         try:
             item: T = await op._fetch_detached(self._agen, checkpoint)
         except StopAsyncIteration:
-            if self.stop:  # a cancellation recorded during the last fetch: never end as if complete
+            if self.stop and self.stop is not SOFT_STOP:  # cancelled during the last fetch: never a silent end
                 error = op._stop_error()
                 self._end(True, error, own=True)
                 await self._close_source()

@@ -41,7 +41,8 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
 
     ``trigger`` is any cancelation source, token or reactivex Observable (composites
     included; conditions poll in a background task, timeouts count from the first
-    item request).  A pending ``anext`` is interrupted when it fires.
+    item request).  A pending ``anext`` is interrupted when it fires; a soft source's stop
+    request ends the stream too.
     Thread-safety: the trigger may fire from any thread.
     """
     src = as_source(trigger, "stop_when(trigger)")
@@ -63,7 +64,7 @@ async def stop_when(source: AsyncIterable[T], trigger: Any) -> AsyncIterator[T]:
         state["failure"] = exc
         on_fire(None)  # type: ignore[arg-type]
 
-    host = BackgroundHost(handle, on_fail)
+    host = BackgroundHost(handle, on_fail, lambda grace, reason, message, source: on_fire(None))  # type: ignore[arg-type]
     src._listen(on_fire)
     stop = src.arm(host)
     try:
