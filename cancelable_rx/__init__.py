@@ -4,6 +4,7 @@ Public names are re-exported here, and report this package as their module (as a
 trio do); everything else is private.  ``docs/architecture.md`` maps the modules.
 """
 
+from . import ops as ops  # the operators module: `from cancelable_rx import ops`
 from ._bridge import AnyioBridge, ThreadSafeRegistry, call_soon_threadsafe
 from ._cancelable import Cancelable, current_operation
 from ._decorators import (

@@ -26,6 +26,7 @@ __all__ = (
     "fail_type",
     "fail_value",
     "check_async_function",
+    "check_async_iterable",
     "check_aware_datetime",
     "check_awaitable",
     "check_callable",
@@ -42,6 +43,7 @@ __all__ = (
     "check_signal",
     "check_status",
     "check_str",
+    "check_task_limit",
     "check_timeout",
 )
 
@@ -268,3 +270,23 @@ def check_not_empty(values: tuple[object, ...], param: str, example: str, lead: 
     if not values:
         text = _message(param, "at least one value", values, f"e.g. {example}")
         raise ValueError(f"{lead}: {text}" if lead else text)
+
+
+def check_task_limit(value: object, param: str = "task_limit") -> int | None:
+    """How many tasks a stream operator may run at once: None (no limit) or an int > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail_type(param, "None or an int > 0", value, "None for no limit, 1 to run one at a time")
+    if value <= 0:
+        fail_value(param, "None or an int > 0", value, "None for no limit, 1 to run one at a time")
+    return value
+
+
+def check_async_iterable(value: object, param: str) -> Any:
+    """A stream operator's source: anything with ``__aiter__`` (an async generator, an
+    aiostream stream...)."""
+    if not hasattr(value, "__aiter__"):
+        fix = "wrap a plain iterable with ops.iterate(...)" if hasattr(value, "__iter__") else None
+        fail_type(param, "an async iterable", value, fix)
+    return value

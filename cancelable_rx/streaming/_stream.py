@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiostream.core import BaseStream, Stream, streamcontext
 
 from .._models import PartialResult
 from ._iterator import FusedIterator
+from ._piping import pipe_guarded
 
 if TYPE_CHECKING:
     from .._operation import Operation
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ("CancelableStream",)
 
 T = TypeVar("T")
+X = TypeVar("X")
 
 
 class CancelableStream(Stream[T]):
@@ -47,6 +50,12 @@ class CancelableStream(Stream[T]):
     def stream(self) -> Any:
         """``async with s.stream() as it: async for x in it`` (aiostream style)."""
         return streamcontext(self.__aiter__())
+
+    def __or__(self, func: Callable[[Any], X]) -> X:
+        """Pipe an operator: ``stream | pipe.filter(f)``.  On trio, an aiostream operator
+        that calls asyncio directly is refused with an error naming the operator of
+        `cancelable_rx.ops` to use instead (see ``_piping``)."""
+        return pipe_guarded(self, func)
 
     async def aclose(self) -> None:
         """End the stream now (records the partial result, closes the source)."""

@@ -288,10 +288,11 @@ class ClusterRegistry:
             if link is None or not entries:
                 continue
             try:
-                pipe = link.client.pipeline(transaction=False)
-                for entry in entries:
-                    pipe.set(record_key(self.namespace, entry.op.id), entry.record().model_dump_json(), px=px)
-                await pipe.execute()
+                async with link.slots:
+                    pipe = link.client.pipeline(transaction=False)
+                    for entry in entries:
+                        pipe.set(record_key(self.namespace, entry.op.id), entry.record().model_dump_json(), px=px)
+                    await pipe.execute()
             except Exception as err:
                 logger.warning("cancelable_rx: heartbeat to Redis at %s failed (%s)", self._endpoint.display, err)
 
