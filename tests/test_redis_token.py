@@ -376,3 +376,27 @@ def test_tls_and_unix_urls_are_passed_through() -> None:
     assert endpoint.connection_class is SSLConnection and endpoint.kwargs["password"] == "p"
     assert endpoint.display == "rediss://h:1/0"
     client.close()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_token_listens_again_on_the_next_event_loop(server: RedisServer, backend: str) -> None:
+    """A loop that ends takes its connections with it; the token registers anew when used."""
+    ns = fresh_namespace()
+    tok = DistributedToken("loops", server.url, namespace=ns)
+
+    async def first() -> None:
+        await tok.start()
+        assert tok.is_listening
+
+    async def second() -> None:
+        await tok.start()
+        assert tok.is_listening
+        await DistributedToken("loops", server.url, namespace=ns).cancel(message="on the second loop")
+        with anyio.fail_after(10):
+            await tok.wait_for_cancel()
+
+    anyio.run(first, backend=backend)
+    if backend == "asyncio":
+        assert not tok.is_listening  # its loop ended (trio's connections live on the I/O thread)
+    anyio.run(second, backend=backend)
+    assert tok.message == "on the second loop"

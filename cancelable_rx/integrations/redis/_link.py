@@ -81,6 +81,15 @@ def next_serial() -> int:
     return next(_serials)
 
 
+def _after_fork_in_child() -> None:
+    global _tables_lock, _tables
+    _tables_lock = threading.Lock()  # the parent's may have been held by another thread
+    _tables = weakref.WeakKeyDictionary()  # the parent's loops and sockets are not ours
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _table(loop: asyncio.AbstractEventLoop) -> dict[Hashable, Link]:
     with _tables_lock:
         table = _tables.get(loop)
@@ -121,6 +130,8 @@ class Watcher(Protocol):
     """What a link needs from a listening token (a `DistributedToken`)."""
 
     def _deliver(self, payload: CancelPayload) -> None: ...
+
+    def _detach(self, link: Link) -> None: ...
 
 
 class Watch:
@@ -261,7 +272,18 @@ class Link:
             self.closed = True
             if self._table.get(self.endpoint.key) is self:
                 del self._table[self.endpoint.key]
+            self._orphan_watchers()
             await self._disconnect()
+
+    def _orphan_watchers(self) -> None:
+        """The link is gone (closed, or its loop ended): its tokens listen here no more; one
+        that is used again registers anew (on the loop that uses it)."""
+        watches = [w for entry in self.watches.values() for w in entry.values()]
+        self.watches.clear()
+        for watch in watches:
+            token = watch.ref() if watch.ref is not None else None
+            if token is not None:
+                token._detach(self)
 
     # -- commands ------------------------------------------------------------------------
 

@@ -269,6 +269,14 @@ class DistributedToken(CancelationToken):
         self._auto_start()
         await super().register_callback(callback)
 
+    def _detach(self, link: Link) -> None:
+        """On the link's loop: the link closed (its loop ended); listen anew when used again."""
+        with self._mu:
+            if self._link is link:
+                object.__setattr__(self, "_link", None)
+                object.__setattr__(self, "_started", None)
+                object.__setattr__(self, "_home", None)
+
     def _deliver(self, payload: CancelPayload) -> None:
         """On the home loop: the record appeared (the link drops the watch right after)."""
         object.__setattr__(self, "_link", None)
