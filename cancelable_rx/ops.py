@@ -27,21 +27,8 @@ Thread-safety: a stream belongs to one event loop thread.
 
 from __future__ import annotations
 
-from .streaming._concurrent import (
-    amap,
-    concat,
-    concatmap,
-    flatmap,
-    flatten,
-    map,
-    merge,
-    smap,
-    starmap,
-    switch,
-    switchmap,
-    zip,
-    ziplatest,
-)
+from .streaming._advanced import concat, concatmap, flatmap, flatten, switch, switchmap
+from .streaming._concurrent import amap, map, merge, smap, starmap, zip, ziplatest
 from .streaming._piping import PipeStream
 from .streaming._serial import chunks, count, cycle, delay, iterate, never, range, repeat, spaceout, timeout
 

@@ -1,6 +1,6 @@
 """The concurrent operators of `cancelable_rx.ops`: ``merge``, ``zip``, ``ziplatest``,
-``smap``, ``map``/``amap``/``starmap`` (``task_limit``, ``ordered``), ``flatten``,
-``concat``, ``switch``, ``flatmap``, ``concatmap``, ``switchmap``.
+``smap``, ``map``/``amap``/``starmap`` (``task_limit``, ``ordered``); the streams of
+streams (``flatten``, ``flatmap``...) are in ``_advanced``.
 
 Each one is an async generator in its consumer's task whose producers run in a `Crew`
 (a task group owned by a background task, see ``_crew``): the generator only awaits
@@ -27,21 +27,16 @@ import anyio
 from aiostream import pipable_operator, sources_operator, streamcontext
 
 from .._checks import check_async_iterable, check_callable, check_task_limit, fail_value
-from ._crew import END, FAIL, ITEM, Crew, Pump, close_shielded, open_source
+from ._crew import END, FAIL, ITEM, Crew, close_shielded, open_source
 from ._piping import in_ops, publish
 
-__all__ = (
-    "amap", "concat", "concatmap", "flatmap", "flatten", "map", "merge", "smap", "starmap", "switch", "switchmap",
-    "zip", "ziplatest",
-)  # fmt: skip
+__all__ = ("amap", "check_sources", "map", "merge", "run_smap", "smap", "starmap", "zip", "ziplatest")
 
 T = TypeVar("T")
 U = TypeVar("U")
-_START, _DONE = 3, 4  # an inner stream was read from the outer one; the outer one ended
-_FLAT, _CONCAT, _SWITCH = 0, 1, 2
 
 
-def _check_sources(sources: tuple[object, ...], param: str = "sources") -> None:
+def check_sources(sources: tuple[object, ...], param: str = "sources") -> None:
     for i, source in enumerate(sources):
         check_async_iterable(source, f"{param}[{i}]")
 
@@ -59,7 +54,7 @@ def merge(*sources: AsyncIterable[T]) -> AsyncIterator[T]:
     has taken the last one.  An error of a source is raised at once and the others are
     closed.
     """
-    _check_sources(sources)
+    check_sources(sources)
     return _merge(sources)
 
 
@@ -97,7 +92,7 @@ def zip(*sources: AsyncIterable[T], strict: bool = False) -> AsyncIterator[tuple
     """Generate tuples of one item of each source (read concurrently, so their waits do
     not add up); end with the shortest source.  ``strict=True``: a ``ValueError`` when the
     sources have different lengths."""
-    _check_sources(sources)
+    check_sources(sources)
     return _zip(sources, strict)
 
 
@@ -149,7 +144,7 @@ def ziplatest(*sources: AsyncIterable[T], partial: bool = True, default: T | Non
     """On each item of any source, generate a tuple of the latest item of every source
     (``default`` for a source that has produced nothing yet; ``partial=False`` waits until
     every source has produced one).  Ends when all sources have ended."""
-    _check_sources(sources)
+    check_sources(sources)
     return _ziplatest(sources, partial, default)
 
 
@@ -199,11 +194,11 @@ def smap(source: AsyncIterable[T], func: Callable[..., U], *more_sources: AsyncI
     arguments; more sources are read concurrently, as by `zip`)."""
     check_async_iterable(source, "source")
     check_callable(func, "func", "func(item, *more_items), synchronous")
-    _check_sources(more_sources, "more_sources")
-    return _smap(source, func, more_sources, False)
+    check_sources(more_sources, "more_sources")
+    return run_smap(source, func, more_sources, False)
 
 
-async def _smap(source: AsyncIterable[Any], func: Callable[..., U], more: tuple[Any, ...], star: bool) -> AsyncIterator[U]:
+async def run_smap(source: AsyncIterable[Any], func: Callable[..., U], more: tuple[Any, ...], star: bool) -> AsyncIterator[U]:
     if more:
         source, star = _zip((source, *more), False), True
     async with streamcontext(source) as streamer:
@@ -235,7 +230,7 @@ def map(
     """
     check_async_iterable(source, "source")
     check_callable(func, "func", "func(item, *more_items), sync or async")
-    _check_sources(more_sources, "more_sources")
+    check_sources(more_sources, "more_sources")
     limit = check_task_limit(task_limit)
     if inspect.iscoroutinefunction(func):
         return _amap(source, func, more_sources, bool(ordered), limit, False)
@@ -245,7 +240,7 @@ def map(
     if limit is not None:
         fail_value("task_limit", "None (the default) when `func` is synchronous", task_limit,
                    "use an async function (async def) to map concurrently")
-    return _smap(source, func, more_sources, False)
+    return run_smap(source, func, more_sources, False)
 
 
 @publish
@@ -268,7 +263,7 @@ def amap(
     """
     check_async_iterable(source, "source")
     check_callable(corofn, "corofn", "await corofn(item, *more_items)")
-    _check_sources(more_sources, "more_sources")
+    check_sources(more_sources, "more_sources")
     return _amap(source, corofn, more_sources, bool(ordered), check_task_limit(task_limit), False)
 
 
@@ -286,7 +281,7 @@ def starmap(
     limit = check_task_limit(task_limit)
     if inspect.iscoroutinefunction(func):
         return _amap(source, func, (), bool(ordered), limit, True)
-    return _smap(source, func, (), True)
+    return run_smap(source, func, (), True)
 
 
 async def _amap(
@@ -389,194 +384,6 @@ async def _amap(
                         raise value
                     total = key
                 else:
-                    raise value
-    except BaseException as exc:
-        ending = exc
-        raise
-    finally:
-        await crew.aclose(ending)
-
-
-# -- streams of streams --------------------------------------------------------------------------
-
-
-@publish
-@pipable_operator
-@in_ops
-def flatten(source: AsyncIterable[AsyncIterable[T]], task_limit: int | None = None) -> AsyncIterator[T]:
-    """Generate the items of the inner streams of ``source`` as they arrive (at most
-    ``task_limit`` inner streams open at once; the source is read when one is free)."""
-    check_async_iterable(source, "source")
-    return _combine(source, check_task_limit(task_limit), _FLAT)
-
-
-@publish
-@pipable_operator
-@in_ops
-def concat(source: AsyncIterable[AsyncIterable[T]], task_limit: int | None = None) -> AsyncIterator[T]:
-    """Generate the items of the inner streams of ``source`` in order, one stream after the
-    other, while reading up to ``task_limit`` of them ahead (one item each)."""
-    check_async_iterable(source, "source")
-    return _combine(source, check_task_limit(task_limit), _CONCAT)
-
-
-@publish
-@pipable_operator
-@in_ops
-def switch(source: AsyncIterable[AsyncIterable[T]]) -> AsyncIterator[T]:
-    """Generate the items of the most recent inner stream of ``source``: an inner stream is
-    closed when the next one arrives; after the source ends, the last one runs to its end."""
-    check_async_iterable(source, "source")
-    return _combine(source, None, _SWITCH)
-
-
-def _inner_streams(
-    source: AsyncIterable[T], func: Callable[..., Any], more: tuple[AsyncIterable[T], ...]
-) -> AsyncIterator[AsyncIterable[Any]]:
-    if inspect.iscoroutinefunction(func):
-        async def inner(*args: Any) -> AsyncIterator[Any]:
-            async with streamcontext(await func(*args)) as streamer:
-                async for item in streamer:
-                    yield item
-
-        return _smap(source, inner, more, False)
-    return _smap(source, func, more, False)
-
-
-def _check_map_args(source: object, func: object, more: tuple[object, ...]) -> None:
-    check_async_iterable(source, "source")
-    check_callable(func, "func", "func(item, *more_items) returning an async iterable (sync or async)")
-    _check_sources(more, "more_sources")
-
-
-@publish
-@pipable_operator
-@in_ops
-def flatmap(
-    source: AsyncIterable[T], func: Callable[..., Any], *more_sources: AsyncIterable[T], task_limit: int | None = None
-) -> AsyncIterator[Any]:
-    """``flatten`` of ``func(item)`` (an async iterable, or an ``async def`` returning one)."""
-    _check_map_args(source, func, more_sources)
-    return _combine(_inner_streams(source, func, more_sources), check_task_limit(task_limit), _FLAT)
-
-
-@publish
-@pipable_operator
-@in_ops
-def concatmap(
-    source: AsyncIterable[T], func: Callable[..., Any], *more_sources: AsyncIterable[T], task_limit: int | None = None
-) -> AsyncIterator[Any]:
-    """``concat`` of ``func(item)`` (an async iterable, or an ``async def`` returning one)."""
-    _check_map_args(source, func, more_sources)
-    return _combine(_inner_streams(source, func, more_sources), check_task_limit(task_limit), _CONCAT)
-
-
-@publish
-@pipable_operator
-@in_ops
-def switchmap(source: AsyncIterable[T], func: Callable[..., Any], *more_sources: AsyncIterable[T]) -> AsyncIterator[Any]:
-    """``switch`` of ``func(item)`` (an async iterable, or an ``async def`` returning one)."""
-    _check_map_args(source, func, more_sources)
-    return _combine(_inner_streams(source, func, more_sources), None, _SWITCH)
-
-
-async def _combine(source: AsyncIterable[AsyncIterable[T]], limit: int | None, mode: int) -> AsyncIterator[T]:
-    crew = Crew()
-    cancelled = anyio.get_cancelled_exc_class()
-    put = crew.put
-    slots_tx, slots_rx = crew.channel(math.inf)
-    for _ in range(limit or 0):
-        slots_tx.send_nowait(None)
-    scoped = mode == _SWITCH
-
-    async def feed() -> None:
-        aclose = None
-        k = 0
-        try:
-            anext, aclose = await open_source(source)
-            while True:
-                if limit is not None:
-                    await slots_rx.receive()
-                try:
-                    inner = await anext()
-                except StopAsyncIteration:
-                    put((_DONE, k, None))
-                    return
-                except cancelled:
-                    raise
-                except BaseException as exc:
-                    put((_DONE, k, exc))
-                    return
-                put((_START, k, inner))
-                k += 1
-        finally:
-            await close_shielded(aclose)
-
-    ending: BaseException | None = None
-    try:
-        crew.spawn(feed)
-        get = crew.get
-        pumps: dict[int, Pump] = {}
-        release = slots_tx.send_nowait
-        total = -1  # inner streams, once the outer one has ended
-        if mode == _CONCAT:
-            head = 0
-            held: dict[int, tuple[int, Any]] = {}  # one message per inner stream ahead
-            error: BaseException | None = None
-            while True:
-                entry = held.pop(head, None)
-                if entry is None:
-                    if head == total:
-                        if error is not None:
-                            raise error
-                        return
-                    kind, key, value = await get()
-                    if kind == _START:
-                        pumps[key] = crew.pump(key, value)
-                        continue
-                    if kind == _DONE:
-                        total, error = key, value
-                        continue
-                    if key != head:
-                        if key is None:
-                            raise value
-                        held[key] = (kind, value)
-                        continue
-                else:
-                    kind, value = entry
-                if kind == ITEM:
-                    yield value
-                    pumps[head].more()
-                elif kind == END:
-                    del pumps[head]
-                    head += 1
-                    release(None)
-                else:
-                    raise value
-        else:
-            while True:
-                kind, key, value = await get()
-                if kind == ITEM:
-                    if key in pumps:
-                        yield value
-                        pumps[key].more()
-                elif kind == _START:
-                    if scoped:
-                        for old in list(pumps):
-                            await pumps.pop(old).stop()
-                    pumps[key] = crew.pump(key, value, scoped)
-                elif kind == END:
-                    if pumps.pop(key, None) is not None:
-                        release(None)
-                        if total >= 0 and not pumps:
-                            return
-                elif kind == _DONE:
-                    if value is not None:
-                        raise value
-                    total = key
-                    if not pumps:
-                        return
-                elif key is None or key in pumps:  # a superseded inner stream's error is dropped
                     raise value
     except BaseException as exc:
         ending = exc
