@@ -47,6 +47,7 @@ from ._models import (
 )
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
 from ._rx import ObservableIterator, observe, to_observable
+from ._service import run_service, serve
 from ._standalone import cancelable_stream
 from ._terminal import RichProgress, TerminalProgress, rich_progress, terminal_progress
 from ._token import CancelationToken, LinkedCancelationToken
@@ -134,8 +135,10 @@ __all__ = (
     "observe",
     "progress",
     "rich_progress",
+    "run_service",
     "stop_when",
     "terminal_progress",
+    "serve",
     "to_observable",
     "with_cancelable",
     "with_current_operation",

@@ -1,37 +1,40 @@
 """Demo: ``python -m cancelable_rx`` — a cancelable data pipeline, end to end.
 
-A producer streams a few thousand records (simulated I/O); the pipeline validates and
-"stores" them under ONE cancelation composed of a timeout, Ctrl-C / SIGTERM and a
-data-quality condition (too many bad records).  A live progress bar follows the
-operation's progress observable; at the end the demo prints why it stopped and the
-partial result.
+A producer streams a few thousand records (simulated I/O) in batches; the pipeline
+validates and "stores" each batch under ONE cancelation composed of a timeout and a
+data-quality condition (too many bad records), run as a service: the first Ctrl-C (or
+SIGTERM) asks it to stop, and it finishes the batch in hand and stops cleanly; a second
+one stops it at once.  A live progress bar follows the operation's progress observable; at
+the end the demo prints why it stopped and the partial result.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 
-from . import Cancelable, CancelationError, CancelationReason
+from . import Cancelable, CancelationError, CancelationReason, serve
 from ._terminal import terminal_progress
 
 EPILOG = """\
 exit status:
-  0    the pipeline completed, or stopped by the timeout or the quality condition
-       you configured (use --fail-on-cancel to get 124 / 3 for those instead)
+  0    the pipeline completed, stopped gracefully after a first Ctrl-C / SIGTERM (it
+       finished the batch in hand), or stopped by the timeout or the quality condition you
+       configured (use --fail-on-cancel to get 124 / 3 for those instead)
   1    an unexpected error
-  130  interrupted with Ctrl-C (SIGINT); 143 with SIGTERM
+  130  stopped at once by a second Ctrl-C (SIGINT), or when the grace period ran out;
+       143 for SIGTERM
 
 examples:
   python -m cancelable_rx                           # stops when bad records pile up
   python -m cancelable_rx --max-bad 1000 --timeout 1  # stops on the timeout
   python -m cancelable_rx --max-bad 1000            # runs to completion (Ctrl-C to stop)
+  python -m cancelable_rx --max-bad 1000 --store-delay 1  # Ctrl-C finishes the batch, twice stops now
 """
 
 _EXIT_FOR_REASON = {CancelationReason.TIMEOUT: 124, CancelationReason.CONDITION: 3}
@@ -51,6 +54,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-bad", type=int, default=40, help="stop once more than this many bad records were seen (default 40)")
     p.add_argument("--bad-ratio", type=float, default=0.02, help="share of bad records the producer emits (default 0.02)")
     p.add_argument("--seed", type=int, default=7, help="random seed for the bad records (default 7)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to finish the batch in hand after a first Ctrl-C (default 10)")
+    p.add_argument("--store-delay", type=float, default=0.0, help="seconds it takes to store each batch (default 0)")
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     p.add_argument("--fail-on-cancel", action="store_true", help="exit 124 on timeout and 3 on the condition")
@@ -63,50 +68,80 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--max-bad must be >= 0, got {args.max_bad}")
     if not 0 <= args.bad_ratio <= 1:
         p.error(f"--bad-ratio must be between 0 and 1, got {args.bad_ratio}")
+    if args.grace < 0:
+        p.error(f"--grace must be >= 0, got {args.grace}")
+    if args.store_delay < 0:
+        p.error(f"--store-delay must be >= 0, got {args.store_delay}")
     return args
 
 
-async def produce(n: int, rate: float, bad_ratio: float, seed: int) -> AsyncIterator[dict[str, Any]]:
-    """Simulated I/O: records arrive in small batches at ``rate`` per second."""
+async def produce(n: int, rate: float, bad_ratio: float, seed: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """Simulated I/O: batches of records arrive at ``rate`` records per second."""
     rng = random.Random(seed)
-    batch = max(1, int(rate / 100))
-    for i in range(n):
-        if i % batch == 0:
-            await anyio.sleep(batch / rate)
-        yield {"id": i, "value": None if rng.random() < bad_ratio else rng.random()}
+    size = max(1, int(rate / 100))
+    for start in range(0, n, size):
+        await anyio.sleep(size / rate)
+        yield [
+            {"id": i, "value": None if rng.random() < bad_ratio else rng.random()}
+            for i in range(start, min(n, start + size))
+        ]
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _pipeline(args: argparse.Namespace, service: Cancelable) -> int:
     bad = 0
     stored: list[int] = []
-    op = (
-        Cancelable.with_timeout(args.timeout, name="pipeline")
-        .combine(Cancelable.with_signal(signal.SIGINT, signal.SIGTERM))
-        .combine(Cancelable.with_condition(lambda: bad > args.max_bad, 0.02, "too_many_bad_records"))
+    read = 0
+    op = Cancelable.with_timeout(args.timeout, name="pipeline", parent=service).combine(
+        Cancelable.with_condition(lambda: bad > args.max_bad, 0.02, "too_many_bad_records")
     )
-    bar = None if args.no_progress else terminal_progress(op, total=args.items, desc="records")
-    records = op.stream(produce(args.items, args.rate, args.bad_ratio, args.seed), report_interval=25)
+    size = max(1, int(args.rate / 100))
+    total = -(-args.items // size)
+    bar = None if args.no_progress else terminal_progress(op, total=total, desc="batches")
+    batches = op.stream(produce(args.items, args.rate, args.bad_ratio, args.seed), report_interval=1)
+
+    def last_ids() -> list[int]:
+        return stored[-3:]
+
     try:
         async with op:
-            async for record in records:
-                if record["value"] is None:
-                    bad += 1
-                    continue
-                stored.append(record["id"])
+            async for batch in batches:
+                for record in batch:  # a batch, once started, is finished
+                    read += 1
+                    if record["value"] is None:
+                        bad += 1
+                        continue
+                    stored.append(record["id"])
+                if args.store_delay:
+                    await anyio.sleep(args.store_delay)  # "storing" the batch: a stop request does not interrupt it
     except CancelationError as err:
         if bar is not None:
             bar.close()
-        partial = records.partial_result
-        last = [r["id"] for r in (partial.buffer or [])[-3:]]
         print(f"stopped: {type(err).__name__} (reason={err.reason.value}): {err.message}")
-        print(f"partial result: {partial.count} of {args.items} records read, {len(stored)} stored, {bad} bad; last ids read: {last}")
-        if err.reason is CancelationReason.SIGNAL:
-            return 128 + (getattr(err, "signal_number", signal.SIGINT) or signal.SIGINT)
+        print(f"partial result: {read} of {args.items} records read, {len(stored)} stored, {bad} bad; last ids stored: {last_ids()}")
         return _EXIT_FOR_REASON.get(err.reason, 1) if args.fail_on_cancel else 0
+    except anyio.get_cancelled_exc_class():
+        # The service cancelled us (a second signal, or the grace period ran out): that is an
+        # enclosing cancellation, which propagates; say what was done first.
+        if bar is not None:
+            bar.close()
+        print(f"stopped at once: {op.cancel_message}")
+        print(f"partial result: {read} of {args.items} records read, {len(stored)} stored, {bad} bad; last ids stored: {last_ids()}")
+        raise
     if bar is not None:
         bar.close()
-    print(f"completed: {records.partial_result.count} records read, {len(stored)} stored, {bad} bad")
+    if op.stop_requested:
+        print(f"stopped gracefully ({op.stop_request.message if op.stop_request else ''}): finished the batch in hand")
+        print(f"partial result: {read} of {args.items} records read, {len(stored)} stored, {bad} bad; last ids stored: {last_ids()}")
+        return 0
+    print(f"completed: {read} records read, {len(stored)} stored, {bad} bad")
     return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async def pipeline(service: Cancelable) -> int:
+        return await _pipeline(args, service)
+
+    return await serve(pipeline, grace=args.grace, name="demo")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ def test_default_run_stops_on_the_quality_condition() -> None:
     assert result.returncode == 0, result.stderr
     assert "stopped: ConditionCancelation (reason=condition)" in result.stdout
     assert "partial result:" in result.stdout and "of 3000 records read" in result.stdout
-    assert "records" in result.stderr  # the live progress bar
+    assert "batches" in result.stderr  # the live progress bar
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -41,12 +41,9 @@ def test_completes() -> None:
     assert result.stdout.startswith("completed: 200 records read")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_and_sigterm_stop_the_pipeline(sig: int, code: int, backend: str) -> None:
+def _start_and_wait_for_progress(backend: str, *extra: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [*DEMO, "--items", "1000000", "--max-bad", "1000000", "--rate", "1000", "--backend", backend],
+        [*DEMO, "--items", "1000000", "--max-bad", "1000000", "--rate", "1000", "--backend", backend, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -55,15 +52,37 @@ def test_ctrl_c_and_sigterm_stop_the_pipeline(sig: int, code: int, backend: str)
     assert proc.stderr is not None
     deadline = time.monotonic() + 30
     seen = ""
-    # Progress with a non-zero count is reported from inside the running operation.
-    while not re.search(r"\b[1-9]\d*/1000000", seen) and time.monotonic() < deadline:
+    # Progress with a non-zero count: a batch was delivered and is being stored.
+    while not re.search(r"\b[1-9]\d*/\d+", seen) and time.monotonic() < deadline:
         seen += os.read(proc.stderr.fileno(), 256).decode(errors="replace")
-    proc.send_signal(sig)
+    return proc
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_first_signal_finishes_the_batch_in_hand_and_stops_cleanly(sig: int, backend: str) -> None:
+    proc = _start_and_wait_for_progress(backend, "--store-delay", "0.3")
+    proc.send_signal(sig)  # while a batch is being stored
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "stopped gracefully" in out and f"Received signal {signal.Signals(sig).name}" in out
+    read = int(re.search(r"partial result: (\d+) of", out).group(1))  # type: ignore[union-attr]
+    assert read > 0 and read % 10 == 0  # whole batches of 10: the batch in hand was finished
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_stops_at_once(sig: int, code: int, backend: str) -> None:
+    proc = _start_and_wait_for_progress(backend, "--store-delay", "3", "--grace", "60")
+    proc.send_signal(sig)  # the batch in hand takes 3 s to store...
+    time.sleep(0.3)
+    start = time.monotonic()
+    proc.send_signal(sig)  # ...the second signal does not wait for it
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == code, out
-    assert "SignalCancelation (reason=signal)" in out
-
-
+    assert time.monotonic() - start < 2.5 and "stopped at once" in out
 def test_help_and_bad_arguments() -> None:
     result = run("--help")
     assert result.returncode == 0
