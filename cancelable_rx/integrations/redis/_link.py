@@ -7,13 +7,8 @@ elsewhere.  In the usual process (one event loop) that is one link per endpoint.
 on a loop that ends is closed with it (its tasks are cancelled; their cleanup closes the
 connections).
 
-Listening follows the rule "cancellation is state": a token is registered (a `Watch`),
-the namespace's channel pattern is subscribed (confirmed by the server), and only *then*
-the token's key is read, so a cancel written after the read is announced to a
-subscription that exists, and one written before it is in the key.  After every
-reconnect the pattern is subscribed again and every watched key is read again; a
-periodic re-read (every ``interval`` seconds, the smallest of the watching tokens') backs
-both up, and pings the pub/sub connection to notice one that died silently.
+Listening is the `Listener`'s (``_listener``): the rule "subscribe, then read; read
+again after every reconnect and periodically" lives there.
 
 A cancel is one atomic script: ``SET key payload NX PX ttl`` and, only if that created the
 key, ``PUBLISH`` on the token's channel; it returns whether it won and the stored record
@@ -21,8 +16,8 @@ key, ``PUBLISH`` on the token's channel; it returns whether it won and the store
 sent one by one.
 
 Memory and sockets do not grow with the number of tokens a process has ever listened
-to: one pattern per namespace (never per token), at most `POOL_SIZE` command
-connections, and a watch is dropped when its token is cancelled, closed or collected.
+to: one pub/sub connection, at most `POOL_SIZE` command connections, and the listener's
+watches, dropped when their tokens are cancelled, closed or collected.
 The link itself closes `LINGER` seconds after its last user left.
 """
 
@@ -34,9 +29,8 @@ import logging
 import os
 import threading
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -46,10 +40,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import _io
-from ._config import Endpoint, pattern_of, token_channel, token_key
-from ._models import CancelPayload, parse
+from ._config import Endpoint, token_channel, token_key
+from ._listener import Listener, Watch
 
-__all__ = ("DEFAULT_INTERVAL", "LINGER", "POOL_SIZE", "Link", "Watch", "Watcher", "all_links", "link_for", "next_serial")
+__all__ = ("LINGER", "POOL_SIZE", "Link", "all_links", "link_for", "next_serial")
 
 logger = logging.getLogger("cancelable_rx.redis")
 T = TypeVar("T")
@@ -58,8 +52,6 @@ POOL_SIZE = 8
 """Command connections per process and endpoint (commands queue for a free one)."""
 LINGER = 1.0
 """Seconds a link stays open after its last user left (a next token reuses it)."""
-DEFAULT_INTERVAL = 5.0
-_MAX_BATCH = 500  # keys per MGET of a re-read
 _MAX_RETRY_DELAY = 0.5  # seconds between two attempts of a command while Redis is unreachable
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -126,27 +118,6 @@ async def _close_all() -> None:
 _io.on_shutdown(_close_all)
 
 
-class Watcher(Protocol):
-    """What a link needs from a listening token (a `DistributedToken`)."""
-
-    def _deliver(self, payload: CancelPayload) -> None: ...
-
-    def _detach(self, link: Link) -> None: ...
-
-
-class Watch:
-    """One token listening on a link: where, how often to re-read, and a weak reference to it."""
-
-    __slots__ = ("serial", "namespace", "name", "interval", "ref")
-
-    def __init__(self, serial: int, namespace: str, name: str, interval: float) -> None:
-        self.serial = serial
-        self.namespace = namespace
-        self.name = name
-        self.interval = interval
-        self.ref: weakref.ref[Watcher] | None = None
-
-
 class Link:
     """The connections of this process to one endpoint (see the module docstring)."""
 
@@ -167,25 +138,13 @@ class Link:
         self.slots = asyncio.Semaphore(POOL_SIZE)
         self.client = redis.asyncio.Redis(connection_pool=self.pool)
         kwargs.update(socket_timeout=None, client_name=f"cancelable_rx-listener-{os.getpid()}")
-        self.conn: Any = endpoint.connection_class(**kwargs)  # the pub/sub connection
         self._script: Any = self.client.register_script(_CANCEL_SCRIPT)
         self._script_allowed = True
         self._opened: asyncio.Future[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
-        # listening state
-        self.watches: dict[tuple[str, str], dict[int, Watch]] = {}
-        self._patterns: dict[bytes, str] = {}  # pattern -> namespace (kept while the link lives)
-        self._confirmed: set[bytes] = set()
-        self._requested: set[bytes] = set()
-        self._intervals: Counter[float] = Counter()
-        self._changed = asyncio.Event()
-        self._tick_wake = asyncio.Event()
-        self.connected = False
-        self._ping_sent: float | None = None
-        self._bad: dict[tuple[str, str], bytes | str] = {}  # last malformed value logged, per token
-        self.reconnects = 0
+        self.listener = Listener(self, endpoint.connection_class(**kwargs))  # the pub/sub connection
 
     # -- users ---------------------------------------------------------------------------
 
@@ -215,8 +174,7 @@ class Link:
     async def aclose(self) -> None:
         """Stop listening and close every connection (idempotent)."""
         self.closed = True
-        self.connected = False
-        self._notify()
+        self.listener.stop()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -229,7 +187,7 @@ class Link:
 
     async def _disconnect(self) -> None:
         try:
-            await self.conn.disconnect()
+            await self.listener.conn.disconnect()
             await self.pool.disconnect()
         except BaseException:
             logger.debug("cancelable_rx: closing the connections to %s failed", self.endpoint.display, exc_info=True)
@@ -254,36 +212,26 @@ class Link:
 
     async def _open(self) -> None:
         try:
-            await self.conn.connect()
+            await self.listener.conn.connect()
             async with self.slots:
                 await self.client.ping()
         except Exception as err:
-            await self.conn.disconnect()
+            await self.listener.conn.disconnect()
             raise self.endpoint.connect_error(err) from err
-        self.connected = True
-        self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self._tick_loop())]
+        self.listener.connected = True
+        self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self.listener.tick_loop())]
 
     async def _main(self) -> None:
         """Read the pub/sub connection until the link is closed or its loop ends; then
         close the connections (a loop that ends cancels this task: it cleans up)."""
         try:
-            await self._read_loop()
+            await self.listener.read_loop()
         finally:
             self.closed = True
             if self._table.get(self.endpoint.key) is self:
                 del self._table[self.endpoint.key]
-            self._orphan_watchers()
+            self.listener.orphan()
             await self._disconnect()
-
-    def _orphan_watchers(self) -> None:
-        """The link is gone (closed, or its loop ended): its tokens listen here no more; one
-        that is used again registers anew (on the loop that uses it)."""
-        watches = [w for entry in self.watches.values() for w in entry.values()]
-        self.watches.clear()
-        for watch in watches:
-            token = watch.ref() if watch.ref is not None else None
-            if token is not None:
-                token._detach(self)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -335,198 +283,21 @@ class Link:
 
         return await self.run(attempt, budget)
 
-    # -- watching ------------------------------------------------------------------------
+    # -- listening (the listener's) ---------------------------------------------------------
 
-    def interval(self) -> float:
-        return min(self._intervals) if self._intervals else DEFAULT_INTERVAL
+    @property
+    def watches(self) -> dict[tuple[str, str], dict[int, Watch]]:
+        return self.listener.watches
+
+    @property
+    def reconnects(self) -> int:
+        return self.listener.reconnects
 
     async def watch(self, watch: Watch, read_budget: float) -> None:
-        """Register ``watch`` (which holds one user of this link until `unwatch`), subscribe
-        its namespace (confirmed), then read its key once."""
-        key = (watch.namespace, watch.name)
-        self.watches.setdefault(key, {})[watch.serial] = watch
-        previous = self.interval()
-        self._intervals[watch.interval] += 1
-        if watch.interval < previous:
-            self._tick_wake.set()
-        pattern = pattern_of(watch.namespace).encode()
-        self._patterns.setdefault(pattern, watch.namespace)
-        await self._subscribed(pattern)
-        raw = await self.run(lambda c: c.get(token_key(*key)), read_budget)
-        if raw is not None:
-            self.deliver(key, raw)
+        """Register ``watch`` (it holds one user of this link until `unwatch`), subscribe its
+        namespace, then read its key (see `Listener.watch`)."""
+        await self.listener.watch(watch, read_budget)
 
     def unwatch(self, serial: int, namespace: str, name: str) -> None:
         """Drop a watch (idempotent) and release the user it held."""
-        key = (namespace, name)
-        entry = self.watches.get(key)
-        if entry is None:
-            return
-        watch = entry.pop(serial, None)
-        if watch is None:
-            return
-        if not entry:
-            del self.watches[key]
-            self._bad.pop(key, None)
-        self._intervals[watch.interval] -= 1
-        if self._intervals[watch.interval] <= 0:
-            del self._intervals[watch.interval]
-        self.release()
-
-    def deliver(self, key: tuple[str, str], raw: bytes | str) -> None:
-        """A cancel record for ``key`` (namespace, name) was read or announced: validate it and
-        hand it to every token watching it (which then stop watching)."""
-        entry = self.watches.get(key)
-        if not entry:
-            return
-        try:
-            payload = parse(CancelPayload, raw)
-            if payload.name != key[1]:
-                raise ValueError(f"it names token {payload.name!r}")
-        except ValueError as err:
-            if self._bad.get(key) != raw:
-                self._bad[key] = raw
-                logger.warning("cancelable_rx: ignored a malformed cancel record of token %r in namespace %r "
-                               "(%s): %r", key[1], key[0], err, raw[:200])
-            return
-        watches = list(entry.values())
-        for watch in watches:  # the operations first: the bookkeeping can wait
-            token = watch.ref() if watch.ref is not None else None
-            if token is not None:
-                try:
-                    token._deliver(payload)
-                except Exception:
-                    logger.exception("cancelable_rx: applying a cancel to token %r failed", key[1])
-        for watch in watches:
-            self.unwatch(watch.serial, *key)
-
-    # -- the pub/sub connection ---------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _subscribed(self, pattern: bytes) -> None:
-        """Return once the server confirmed the subscription of ``pattern``."""
-        while pattern not in self._confirmed:
-            if self.closed:
-                raise RuntimeError("the Redis link was closed")
-            if self.connected and pattern not in self._requested:
-                self._requested.add(pattern)
-                try:
-                    await self.conn.send_command("PSUBSCRIBE", pattern)
-                except Exception:  # the reader notices the broken connection and resubscribes
-                    logger.debug("cancelable_rx: PSUBSCRIBE failed", exc_info=True)
-            await self._changed.wait()
-
-    def _dispatch(self, response: Any) -> None:
-        if not isinstance(response, list) or not response:
-            return
-        kind = response[0]
-        if kind == b"pmessage" and len(response) == 4:
-            namespace = self._patterns.get(response[1])
-            channel = response[2]
-            if namespace is not None and isinstance(channel, bytes):
-                prefix = len(namespace.encode()) + len(b":cancel:")
-                self.deliver((namespace, channel[prefix:].decode("utf-8", "replace")), response[3])
-        elif kind == b"psubscribe":
-            if response[1] in self._patterns:
-                self._confirmed.add(response[1])
-                self._notify()
-        elif kind == b"pong":
-            self._ping_sent = None
-
-    async def _read_loop(self) -> None:
-        while not self.closed:
-            try:
-                response = await self.conn.read_response()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                if self.closed:
-                    return
-                logger.warning("cancelable_rx: lost the listening connection to Redis at %s (%s); reconnecting",
-                               self.endpoint.display, err)
-                await self._reconnect()
-                continue
-            self._dispatch(response)
-
-    async def _reconnect(self) -> None:
-        """Connect again (backing off up to the re-read interval), subscribe every pattern
-        again, then re-read every watched key."""
-        self.connected = False
-        self._ping_sent = None
-        self._confirmed.clear()
-        self._requested.clear()
-        self._notify()
-        delay = 0.01
-        failures = 0
-        while not self.closed:
-            try:
-                await self.conn.disconnect()
-                await self.conn.connect()
-                patterns = list(self._patterns)
-                if patterns:
-                    self._requested.update(patterns)
-                    await self.conn.send_command("PSUBSCRIBE", *patterns)
-                    while not self._confirmed.issuperset(patterns):
-                        self._dispatch(await self.conn.read_response())
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                failures += 1
-                self._confirmed.clear()
-                self._requested.clear()
-                (logger.warning if failures == 1 else logger.debug)(
-                    "cancelable_rx: reconnecting to Redis at %s failed (%s); retrying", self.endpoint.display, err
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.interval())
-                continue
-            self.connected = True
-            self.reconnects += 1
-            self._notify()
-            logger.info("cancelable_rx: listening to Redis at %s again", self.endpoint.display)
-            self._spawn(self._reread())
-            return
-
-    # -- the safety net -------------------------------------------------------------------
-
-    async def _tick_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            interval = self.interval()
-            try:
-                await asyncio.wait_for(self._tick_wake.wait(), interval)
-                self._tick_wake.clear()
-                continue  # the interval got shorter: start over with it
-            except TimeoutError:
-                pass
-            if self.connected:
-                sent = self._ping_sent
-                if sent is None:
-                    self._ping_sent = loop.time()
-                    try:
-                        await self.conn.send_command("PING")
-                    except Exception:
-                        logger.debug("cancelable_rx: PING on the listening connection failed", exc_info=True)
-                elif loop.time() - sent > max(2 * interval, 2.0):
-                    logger.warning("cancelable_rx: the listening connection to %s stopped answering; reconnecting",
-                                   self.endpoint.display)
-                    await self.conn.disconnect()  # the reader sees the error and reconnects
-            await self._reread()
-
-    async def _reread(self) -> None:
-        """Read every watched key again (in batches); failures are left to the next round."""
-        keys = list(self.watches)
-        for start in range(0, len(keys), _MAX_BATCH):
-            batch = keys[start : start + _MAX_BATCH]
-            try:
-                async with self.slots:
-                    values = await self.client.mget([token_key(*k) for k in batch])
-            except Exception as err:
-                logger.debug("cancelable_rx: re-reading cancel records at %s failed (%s)", self.endpoint.display, err)
-                return
-            for key, raw in zip(batch, values, strict=True):
-                if raw is not None:
-                    self.deliver(key, raw)
+        self.listener.unwatch(serial, namespace, name)

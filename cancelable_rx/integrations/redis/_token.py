@@ -28,7 +28,8 @@ from cancelable_rx._checks import check_message, check_reason
 
 from . import _io
 from ._config import DEFAULT_NAMESPACE, Endpoint, check_name, check_namespace, check_seconds, endpoint_of
-from ._link import DEFAULT_INTERVAL, Link, Watch, link_for, next_serial
+from ._link import Link, link_for, next_serial
+from ._listener import DEFAULT_INTERVAL, Watch
 from ._models import CancelPayload, Origin, cancel_json, parse
 
 if TYPE_CHECKING:

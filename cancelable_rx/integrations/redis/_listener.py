@@ -1,0 +1,302 @@
+"""The listening half of a link: ONE pub/sub connection shared by every token of a loop
+that listens to one endpoint, and the watches of those tokens.
+
+Listening follows the rule "cancellation is state": a token is registered (a `Watch`),
+the namespace's channel pattern is subscribed (confirmed by the server), and only *then*
+the token's key is read, so a cancel written after the read is announced to a
+subscription that exists, and one written before it is in the key.  After every
+reconnect the pattern is subscribed again and every watched key is read again; a
+periodic re-read (every ``interval`` seconds, the smallest of the watching tokens') backs
+both up, and pings the pub/sub connection to notice one that died silently.
+
+One pattern per namespace (never per token); a watch is dropped when its token is
+cancelled, closed or collected.  Everything runs on the link's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import redis.asyncio
+
+from ._config import Endpoint, pattern_of, token_key
+from ._models import CancelPayload, parse
+
+__all__ = ("DEFAULT_INTERVAL", "Listener", "Owner", "Watch", "Watcher")
+
+logger = logging.getLogger("cancelable_rx.redis")
+T = TypeVar("T")
+
+DEFAULT_INTERVAL = 5.0
+"""Seconds between two re-reads when no token asked for another interval."""
+_MAX_BATCH = 500  # keys per MGET of a re-read
+
+
+class Watcher(Protocol):
+    """What a listener needs from a listening token (a `DistributedToken`)."""
+
+    def _deliver(self, payload: CancelPayload) -> None: ...
+
+    def _detach(self, link: Any) -> None: ...
+
+
+class Owner(Protocol):
+    """What a listener needs from its link: the command side and the link's life."""
+
+    endpoint: Endpoint
+    closed: bool
+    slots: asyncio.Semaphore
+    client: redis.asyncio.Redis
+
+    async def run(self, fn: Callable[[redis.asyncio.Redis], Awaitable[T]], budget: float) -> T: ...
+
+    def release(self) -> None: ...
+
+    def _spawn(self, coro: Awaitable[Any]) -> None: ...
+
+
+class Watch:
+    """One token listening on a link: where, how often to re-read, and a weak reference to it."""
+
+    __slots__ = ("serial", "namespace", "name", "interval", "ref")
+
+    def __init__(self, serial: int, namespace: str, name: str, interval: float) -> None:
+        self.serial = serial
+        self.namespace = namespace
+        self.name = name
+        self.interval = interval
+        self.ref: weakref.ref[Watcher] | None = None
+
+
+class Listener:
+    """The pub/sub connection ``conn`` of a link and the watches it serves (see the module
+    docstring).  ``owner`` is the link: a watch holds one of its users until dropped."""
+
+    def __init__(self, owner: Owner, conn: Any) -> None:
+        self._owner = owner
+        self.conn = conn
+        self.watches: dict[tuple[str, str], dict[int, Watch]] = {}
+        self._patterns: dict[bytes, str] = {}  # pattern -> namespace (kept while the link lives)
+        self._confirmed: set[bytes] = set()
+        self._requested: set[bytes] = set()
+        self._intervals: Counter[float] = Counter()
+        self._changed = asyncio.Event()
+        self._tick_wake = asyncio.Event()
+        self.connected = False
+        self._ping_sent: float | None = None
+        self._bad: dict[tuple[str, str], bytes | str] = {}  # last malformed value logged, per token
+        self.reconnects = 0
+
+    def orphan(self) -> None:
+        """The link is gone (closed, or its loop ended): its tokens listen here no more; one
+        that is used again registers anew (on the loop that uses it)."""
+        watches = [w for entry in self.watches.values() for w in entry.values()]
+        self.watches.clear()
+        for watch in watches:
+            token = watch.ref() if watch.ref is not None else None
+            if token is not None:
+                token._detach(self._owner)
+
+    def interval(self) -> float:
+        return min(self._intervals) if self._intervals else DEFAULT_INTERVAL
+
+    async def watch(self, watch: Watch, read_budget: float) -> None:
+        """Register ``watch`` (which holds one user of this link until `unwatch`), subscribe
+        its namespace (confirmed), then read its key once."""
+        key = (watch.namespace, watch.name)
+        self.watches.setdefault(key, {})[watch.serial] = watch
+        previous = self.interval()
+        self._intervals[watch.interval] += 1
+        if watch.interval < previous:
+            self._tick_wake.set()
+        pattern = pattern_of(watch.namespace).encode()
+        self._patterns.setdefault(pattern, watch.namespace)
+        await self._subscribed(pattern)
+        raw = await self._owner.run(lambda c: c.get(token_key(*key)), read_budget)
+        if raw is not None:
+            self.deliver(key, raw)
+
+    def unwatch(self, serial: int, namespace: str, name: str) -> None:
+        """Drop a watch (idempotent) and release the user it held."""
+        key = (namespace, name)
+        entry = self.watches.get(key)
+        if entry is None:
+            return
+        watch = entry.pop(serial, None)
+        if watch is None:
+            return
+        if not entry:
+            del self.watches[key]
+            self._bad.pop(key, None)
+        self._intervals[watch.interval] -= 1
+        if self._intervals[watch.interval] <= 0:
+            del self._intervals[watch.interval]
+        self._owner.release()
+
+    def deliver(self, key: tuple[str, str], raw: bytes | str) -> None:
+        """A cancel record for ``key`` (namespace, name) was read or announced: validate it and
+        hand it to every token watching it (which then stop watching)."""
+        entry = self.watches.get(key)
+        if not entry:
+            return
+        try:
+            payload = parse(CancelPayload, raw)
+            if payload.name != key[1]:
+                raise ValueError(f"it names token {payload.name!r}")
+        except ValueError as err:
+            if self._bad.get(key) != raw:
+                self._bad[key] = raw
+                logger.warning("cancelable_rx: ignored a malformed cancel record of token %r in namespace %r "
+                               "(%s): %r", key[1], key[0], err, raw[:200])
+            return
+        watches = list(entry.values())
+        for watch in watches:  # the operations first: the bookkeeping can wait
+            token = watch.ref() if watch.ref is not None else None
+            if token is not None:
+                try:
+                    token._deliver(payload)
+                except Exception:
+                    logger.exception("cancelable_rx: applying a cancel to token %r failed", key[1])
+        for watch in watches:
+            self.unwatch(watch.serial, *key)
+
+    # -- the pub/sub connection ---------------------------------------------------------
+
+    def stop(self) -> None:
+        """The link is closing: wake whoever waits for a subscription (they see it closed)."""
+        self.connected = False
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _subscribed(self, pattern: bytes) -> None:
+        """Return once the server confirmed the subscription of ``pattern``."""
+        while pattern not in self._confirmed:
+            if self._owner.closed:
+                raise RuntimeError("the Redis link was closed")
+            if self.connected and pattern not in self._requested:
+                self._requested.add(pattern)
+                try:
+                    await self.conn.send_command("PSUBSCRIBE", pattern)
+                except Exception:  # the reader notices the broken connection and resubscribes
+                    logger.debug("cancelable_rx: PSUBSCRIBE failed", exc_info=True)
+            await self._changed.wait()
+
+    def _dispatch(self, response: Any) -> None:
+        if not isinstance(response, list) or not response:
+            return
+        kind = response[0]
+        if kind == b"pmessage" and len(response) == 4:
+            namespace = self._patterns.get(response[1])
+            channel = response[2]
+            if namespace is not None and isinstance(channel, bytes):
+                prefix = len(namespace.encode()) + len(b":cancel:")
+                self.deliver((namespace, channel[prefix:].decode("utf-8", "replace")), response[3])
+        elif kind == b"psubscribe":
+            if response[1] in self._patterns:
+                self._confirmed.add(response[1])
+                self._notify()
+        elif kind == b"pong":
+            self._ping_sent = None
+
+    async def read_loop(self) -> None:
+        while not self._owner.closed:
+            try:
+                response = await self.conn.read_response()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if self._owner.closed:
+                    return
+                logger.warning("cancelable_rx: lost the listening connection to Redis at %s (%s); reconnecting",
+                               self._owner.endpoint.display, err)
+                await self._reconnect()
+                continue
+            self._dispatch(response)
+
+    async def _reconnect(self) -> None:
+        """Connect again (backing off up to the re-read interval), subscribe every pattern
+        again, then re-read every watched key."""
+        self.connected = False
+        self._ping_sent = None
+        self._confirmed.clear()
+        self._requested.clear()
+        self._notify()
+        delay = 0.01
+        failures = 0
+        while not self._owner.closed:
+            try:
+                await self.conn.disconnect()
+                await self.conn.connect()
+                patterns = list(self._patterns)
+                if patterns:
+                    self._requested.update(patterns)
+                    await self.conn.send_command("PSUBSCRIBE", *patterns)
+                    while not self._confirmed.issuperset(patterns):
+                        self._dispatch(await self.conn.read_response())
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                failures += 1
+                self._confirmed.clear()
+                self._requested.clear()
+                (logger.warning if failures == 1 else logger.debug)(
+                    "cancelable_rx: reconnecting to Redis at %s failed (%s); retrying", self._owner.endpoint.display, err
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.interval())
+                continue
+            self.connected = True
+            self.reconnects += 1
+            self._notify()
+            logger.info("cancelable_rx: listening to Redis at %s again", self._owner.endpoint.display)
+            self._owner._spawn(self._reread())
+            return
+
+    # -- the safety net -------------------------------------------------------------------
+
+    async def tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._owner.closed:
+            interval = self.interval()
+            try:
+                await asyncio.wait_for(self._tick_wake.wait(), interval)
+                self._tick_wake.clear()
+                continue  # the interval got shorter: start over with it
+            except TimeoutError:
+                pass
+            if self.connected:
+                sent = self._ping_sent
+                if sent is None:
+                    self._ping_sent = loop.time()
+                    try:
+                        await self.conn.send_command("PING")
+                    except Exception:
+                        logger.debug("cancelable_rx: PING on the listening connection failed", exc_info=True)
+                elif loop.time() - sent > max(2 * interval, 2.0):
+                    logger.warning("cancelable_rx: the listening connection to %s stopped answering; reconnecting",
+                                   self._owner.endpoint.display)
+                    await self.conn.disconnect()  # the reader sees the error and reconnects
+            await self._reread()
+
+    async def _reread(self) -> None:
+        """Read every watched key again (in batches); failures are left to the next round."""
+        keys = list(self.watches)
+        for start in range(0, len(keys), _MAX_BATCH):
+            batch = keys[start : start + _MAX_BATCH]
+            try:
+                async with self._owner.slots:
+                    values = await self._owner.client.mget([token_key(*k) for k in batch])
+            except Exception as err:
+                logger.debug("cancelable_rx: re-reading cancel records at %s failed (%s)", self._owner.endpoint.display, err)
+                return
+            for key, raw in zip(batch, values, strict=True):
+                if raw is not None:
+                    self.deliver(key, raw)
