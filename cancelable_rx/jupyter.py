@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._checks import check_positive_int, fail_type
+from ._checks import check_positive_int, check_timeout, fail_type
 from ._hooks import ProgressObservable
-from ._models import OperationStatus, ProgressEvent
+from ._models import OperationStatus, ProgressEvent, StopRequest
+from ._rx import FireOnce
 
 __all__ = ("OperationWidget", "progress_widget")
 
@@ -28,19 +29,26 @@ class Watched(Protocol):
     def status(self) -> OperationStatus: ...
     @property
     def progress(self) -> ProgressObservable: ...
+    @property
+    def stop_requests(self) -> FireOnce[StopRequest]: ...
+    def request_stop_sync(self, grace: float, *args: Any, **kwargs: Any) -> bool: ...
     def cancel_sync(self, *args: Any, **kwargs: Any) -> None: ...
     def on_start(self, callback: Callable[..., Any]) -> Any: ...
 
 
 class OperationWidget:
-    """A progress bar, a status line and a Cancel button for one operation.
+    """A progress bar, a status line, and Stop and Cancel buttons for one operation.
 
-    Clicking Cancel calls ``op.cancel_sync(message="cancelled from the notebook")``.
-    The widget follows progress events; the final event (sent when the operation ends)
-    sets the exact count and shows the outcome.
+    Stop asks the operation to finish within ``grace`` seconds
+    (``op.request_stop_sync(grace, message="stop requested from the notebook")``: the status
+    shows ``stopping``); Cancel stops it at once (``op.cancel_sync(...)``).  The widget
+    follows progress events; the final event (sent when the operation ends) sets the exact
+    count and shows the outcome.
     """
 
-    def __init__(self, op: Watched, total: int | None = None, description: str | None = None) -> None:
+    def __init__(
+        self, op: Watched, total: int | None = None, description: str | None = None, grace: float = 30.0
+    ) -> None:
         try:
             import ipywidgets as widgets  # noqa: PLC0415 - ipywidgets is optional (the jupyter extra)
         except ImportError as err:  # pragma: no cover - exercised only without the extra
@@ -49,20 +57,34 @@ class OperationWidget:
             fail_type("op", "a Cancelable", op)
         if total is not None:
             check_positive_int(total, "total", "or None when the total is unknown")
+        self.grace = check_timeout(grace, "grace")
         self.op = op
         label = description or op.name or "operation"
         self.bar = widgets.IntProgress(value=0, min=0, max=total or 1, description=label, bar_style="info")
         self.status = widgets.Label(value=op.status.value)
+        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="pause")
+        self.stop_button.on_click(self._on_stop_click)
         self.button = widgets.Button(description="Cancel", button_style="danger", icon="stop")
         self.button.on_click(self._on_click)
         self._total = total
-        self.box = widgets.VBox([widgets.HBox([self.bar, self.button]), self.status])
+        self.box = widgets.VBox([widgets.HBox([self.bar, self.stop_button, self.button]), self.status])
         self._subscription = op.progress.subscribe(self._on_progress)
+        self._stop_subscription = op.stop_requests.subscribe(self._on_stop)
         op.on_start(lambda ctx: self._set_status("running"))
 
     def _on_click(self, _: Any) -> None:
         self.op.cancel_sync(message="cancelled from the notebook")
         self.button.disabled = True
+        self.stop_button.disabled = True
+
+    def _on_stop_click(self, _: Any) -> None:
+        self.op.request_stop_sync(self.grace, message="stop requested from the notebook")
+        self.stop_button.disabled = True
+
+    def _on_stop(self, request: StopRequest) -> None:
+        self.stop_button.disabled = True
+        self.bar.bar_style = "warning"
+        self._set_status(f"stopping (within {request.grace:g}s): {request.message or request.reason.value}")
 
     def _on_progress(self, event: ProgressEvent) -> None:
         if event.count is not None:
@@ -79,7 +101,9 @@ class OperationWidget:
 
     def _finish(self, text: str, style: str) -> None:
         self._subscription.dispose()
+        self._stop_subscription.dispose()
         self.button.disabled = True
+        self.stop_button.disabled = True
         self.bar.bar_style = style
         self._set_status(text)
 
@@ -87,6 +111,8 @@ class OperationWidget:
         return self.box._repr_mimebundle_(**kwargs)
 
 
-def progress_widget(op: Watched, total: int | None = None, description: str | None = None) -> OperationWidget:
+def progress_widget(
+    op: Watched, total: int | None = None, description: str | None = None, grace: float = 30.0
+) -> OperationWidget:
     """The one-line helper: ``progress_widget(op, total=1000)`` as a cell's last line."""
-    return OperationWidget(op, total, description)
+    return OperationWidget(op, total, description, grace)

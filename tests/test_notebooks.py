@@ -48,6 +48,9 @@ assert w.bar.value == 300 and w.status.value == 'completed'
 assert op2.cancel_reason is CancelationReason.MANUAL and 0 < op2.partial_result.count < 100_000
 assert w2.button.disabled and w2.status.value.startswith('cancelled (manual)')
 assert w2.bar.value == op2.partial_result.count
+assert op4.status.value == 'completed' and op4.context.stopped_gracefully is True
+assert 0 < op4.partial_result.count < 100_000 and w4.status.value == 'completed'
+assert w4.stop_button.disabled and w4.bar.value == op4.partial_result.count
 assert bar.count == 50 and '50/50' in out.getvalue()
 """,
 }
