@@ -25,6 +25,7 @@ Thread-safety: loop thread only (the middleware's task and the watcher).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = (
     "SCOPE_KEY",
     "SEND_GRACE",
+    "WATCH_DELAY",
     "Connection",
     "DisconnectSource",
     "ResponseCancelled",
@@ -59,6 +61,19 @@ Send = Callable[[Message], Awaitable[None]]
 
 SCOPE_KEY: Final = "cancelable_rx.connection"
 """Where the middleware keeps the `Connection` in the ASGI scope."""
+
+_get_running_loop = asyncio._get_running_loop  # None under trio (C-level, cheap)
+_SCOPE_CLASSES: dict[bool, Any] = {}
+
+
+def _shield_class() -> Any:
+    """The running backend's concrete cancel-scope class (``anyio.CancelScope(...)`` looks
+    the backend up on every call; its concrete class can be called directly)."""
+    on_asyncio = _get_running_loop() is not None
+    cls = _SCOPE_CLASSES.get(on_asyncio)
+    if cls is None:
+        cls = _SCOPE_CLASSES[on_asyncio] = type(anyio.CancelScope())
+    return cls
 
 current_connection: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
     "cancelable_rx_web_connection", default=None
@@ -100,6 +115,10 @@ class HttpDisconnectSource(DisconnectSource):
 
 
 _NO_BODY_VERSIONS: Final = ("1.1", "1.0")
+WATCH_DELAY: Final = 0.005
+"""asyncio: how long a request runs before its disconnect watcher starts (seconds).  A
+request answered sooner never pays for a task; a disconnect in the first `WATCH_DELAY` of a
+request whose app does not call ``receive`` is seen when the watcher starts."""
 SEND_GRACE: Final = 1.0
 """How long after the operation's deadline a blocked ``send`` may still run (seconds)."""
 
@@ -124,6 +143,10 @@ class Connection:
     the client leaves, ``TIMEOUT`` when its deadline passes); ``is_websocket`` tells the
     kind; ``response_started`` / ``response_done`` follow what the app sent; ``statuses``
     are the middleware's status codes (see `RequestCancelationMiddleware`).
+
+    The watcher (HTTP only) starts `WATCH_DELAY` seconds after the request on asyncio (a
+    loop timer: a request served faster never pays for a task), and as background work of
+    the operation on trio.
     """
 
     __slots__ = (
@@ -142,7 +165,10 @@ class Connection:
         "_held",
         "_final",
         "_wake",
+        "_reading",
         "_watch_stopped",
+        "_timer",
+        "_task",
     )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, operation: Cancelable) -> None:
@@ -158,20 +184,25 @@ class Connection:
         self._held: Message | None = None
         self._final: Message | None = None
         self._wake: anyio.Event | None = None
+        self._reading = False
         self._watch_stopped = False
-        source: DisconnectSource
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.source: DisconnectSource | None = None
         if self.is_websocket:
-            source = DisconnectSource(self)
             self._watching = False
-            self._body_done = None
-        else:
-            source = HttpDisconnectSource(self)
-            # A request without body is watched from the start; one with a body once the
-            # app has received all of it.
-            self._watching = _has_no_body(scope)
-            self._body_done = None if self._watching else anyio.Event()
-        self.source = source
-        operation.add_source(source)
+            self._body_done: anyio.Event | None = None
+            return
+        # A request without body is watched from the start; one with a body once the app
+        # has received all of it.
+        self._watching = _has_no_body(scope)
+        self._body_done = None if self._watching else anyio.Event()
+        loop = _get_running_loop()
+        if loop is not None:
+            self._timer = loop.call_later(WATCH_DELAY, self._spawn_watcher, loop)
+        else:  # trio: the watcher is background work of the operation
+            source = self.source = HttpDisconnectSource(self)
+            operation.add_source(source)
 
     # -- disconnects -------------------------------------------------------------------------
 
@@ -180,19 +211,23 @@ class Connection:
         if self.disconnected:
             return
         self.disconnected = True
-        self.source.fire(f"the client disconnected ({how})")
+        message = f"the client disconnected ({how})"
+        if self.source is not None:
+            self.source.fire(message)
+        else:
+            self.operation.cancel_sync(CancelationReason.DISCONNECT, message)
 
     # -- receive -------------------------------------------------------------------------
 
     async def receive(self) -> Message:
         """The app's ``receive``: the server's messages, unchanged and in order."""
         if self._watching:
-            return await self._from_watcher()
+            return await self._shared_receive()
         message = await self._receive()
         kind = message["type"]
         if kind == "http.request":
             if not message.get("more_body", False) and self._body_done is not None:
-                # The whole body is in: from now on the watcher is the only reader.
+                # The whole body is in: from now on only http.disconnect can come.
                 self._watching = True
                 self._body_done.set()
         elif kind == "http.disconnect":
@@ -202,8 +237,37 @@ class Connection:
             self.client_left(f"websocket.disconnect received, code {message.get('code', 1005)}")
         return message
 
-    async def _from_watcher(self) -> Message:
-        """Serve the app from what the watcher read.  Returns without awaiting when a message
+    def _wake_all(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    async def _wait(self) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = anyio.Event()
+        await wake.wait()
+
+    async def _read(self) -> Message:
+        """One read of the server's ``receive`` by whoever reads now (never two at once)."""
+        self._reading = True
+        try:
+            return await self._receive()
+        finally:
+            self._reading = False
+            self._wake_all()
+
+    def _classify(self, message: Message, by: str) -> None:
+        """A message read once the body is complete: a disconnect is final (sticky)."""
+        if message["type"] == "http.disconnect":
+            if not self.response_done:
+                self.client_left(f"http.disconnect received by the {by}")
+            self._final = message
+
+    async def _shared_receive(self) -> Message:
+        """The app's ``receive`` once the body is complete, shared with the watcher: what the
+        watcher read first, else a read of its own.  Returns without awaiting when a message
         is there (``Request.is_disconnected`` receives inside a cancelled scope)."""
         while True:
             held = self._held
@@ -213,48 +277,54 @@ class Connection:
             final = self._final
             if final is not None:
                 return final
-            if self._watch_stopped:  # the watcher handed reading back to the app
-                self._watching = False
-                return await self.receive()
-            wake = self._wake = anyio.Event()
-            await wake.wait()
-
-    def _deliver(self, message: Message | None, final: bool) -> None:
-        if final:
-            self._final = message
-        else:
-            self._held = message
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            wake.set()
+            if not self._reading:
+                message = await self._read()
+                self._classify(message, "app")
+                return message
+            await self._wait()
 
     async def watch(self) -> None:
-        """The single reader of ``receive`` once the body is complete (background work of
-        the operation: cancelled when it exits)."""
+        """The watcher: reads ``receive`` once the body is complete, and only when the app
+        does not; a message it reads is served to the app's next ``receive``."""
         body_done = self._body_done
         if body_done is not None:
             await body_done.wait()
         try:
-            while True:
-                message = await self._receive()
-                kind = message["type"]
-                if kind == "http.request":
-                    self._deliver(message, final=False)
+            while self._final is None and not self._watch_stopped:
+                if self._reading or self._held is not None and self._held.get("more_body", False):
+                    await self._wait()
+                    continue
+                message = await self._read()
+                if message["type"] == "http.request":
+                    self._held = message
                     if message.get("more_body", False):  # a body after all: the app reads it
                         self._watch_stopped = True
-                        return
+                        self._watching = False
                     continue
-                if kind == "http.disconnect" and not self.response_done:
-                    self.client_left("http.disconnect received by the watcher")
-                self._deliver(message, final=True)
-                return
+                self._classify(message, "watcher")
+                if self._final is None:  # not a disconnect: hand it over and stop
+                    self._held = message
+                    return
         except anyio.get_cancelled_exc_class():
             raise
-        except Exception as exc:  # the server's receive failed: stop watching, let the app see it
+        except Exception as exc:  # the server's receive failed: stop watching
             logger.debug("cancelable_rx: receive failed while watching for a disconnect: %r", exc)
             self._watch_stopped = True
-            self._deliver(None, final=False)
+        finally:
+            self._wake_all()
+
+    def _spawn_watcher(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio: the request outlived `WATCH_DELAY`: start the watcher as a task."""
+        self._timer = None
+        if self.operation.is_running:
+            self._task = loop.create_task(self._run_watcher())
+
+    async def _run_watcher(self) -> None:
+        try:
+            await self.watch()
+        except BaseException as exc:  # a task of our own: nothing may escape it
+            if not isinstance(exc, asyncio.CancelledError):
+                logger.exception("cancelable_rx: the disconnect watcher failed")
 
     # -- send -------------------------------------------------------------------------------
 
@@ -282,7 +352,7 @@ class Connection:
             self.response_started = True
             self.response_done = True
         try:
-            with anyio.CancelScope(shield=True, deadline=self.operation.deadline + SEND_GRACE):
+            with _shield_class()(shield=True, deadline=self.operation.deadline + SEND_GRACE):
                 await self._send(message)
         except OSError as exc:
             self.client_left(f"sending {kind} failed: {type(exc).__name__}")
@@ -310,7 +380,18 @@ class Connection:
         closers.append(fn)
 
     async def close(self) -> None:
-        """Run the closers (newest first), shielded from cancellation."""
+        """Stop the watcher; run the closers (newest first), shielded from cancellation."""
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        task = self._task
+        if task is not None:
+            self._task = None
+            if not task.done():
+                task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait((task,))
         closers = self.closers
         if not closers:
             return
