@@ -151,37 +151,26 @@ def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args:
         pass
 
 
-async def run_at(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, T],
-    *,
-    shield: bool = False,
-    on_abort: Callable[[Any], object] | None = None,
-) -> T:
+async def run_at(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *, shield: bool = False) -> T:
     """Run ``coro`` on ``loop`` and return its result: awaited directly when the caller runs
     on ``loop``, else through `submit` and `wait`.
 
-    Cancellation: if the caller is cancelled, the work is cancelled too, unless ``shield``
-    (then it runs to its end, and ``on_abort(future)`` is called with a future of it: an
-    ``asyncio.Task`` or a ``concurrent.futures.Future``).
+    Cancellation: if the caller is cancelled, the work is cancelled too, unless ``shield``:
+    then the work runs to its end (it must bound itself) and the caller's cancellation
+    takes effect when it returns.
     """
     if asyncio._get_running_loop() is loop:
         if not shield:
             return await coro
-        task = loop.create_task(coro)
-        try:
-            return await asyncio.shield(task)
-        except BaseException:
-            if on_abort is not None:
-                task.add_done_callback(on_abort)
-            raise
+        with anyio.CancelScope(shield=True):  # no task, no extra loop iteration: the hot path
+            result = await coro
+        return result
     future = submit(coro, loop)
-    try:
-        return await wait(future, cancel_on_abort=not shield)
-    except BaseException:
-        if shield and on_abort is not None:
-            future.add_done_callback(on_abort)
-        raise
+    if not shield:
+        return await wait(future)
+    with anyio.CancelScope(shield=True):
+        result = await wait(future, cancel_on_abort=False)
+    return result
 
 
 async def wait(future: concurrent.futures.Future[T], *, cancel_on_abort: bool = True) -> T:

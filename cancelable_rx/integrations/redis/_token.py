@@ -331,8 +331,9 @@ class DistributedToken(CancelationToken):
         (here, or in Redis by someone else: the local flag then takes *that* reason).
         Callbacks registered from this loop are awaited, as for a local token.
 
-        Cancellation: if the caller is cancelled while the record is written, the write
-        still completes and the flag flips when it does.  Raises `RedisConnectError` (bad
+        Cancellation: the write is shielded: a cancellation of the caller takes effect
+        once the record is written (or the write gave up, after at most ``write_timeout``
+        seconds), and the flag has flipped by then.  Raises `RedisConnectError` (bad
         credentials) or redis-py's ``ConnectionError`` if Redis stayed unreachable for
         ``write_timeout`` seconds; the flag does not flip then.
         """
@@ -341,9 +342,7 @@ class DistributedToken(CancelationToken):
         if self.is_cancelled:
             return False
         raw = self._payload(reason, message)
-        won, stored = await _io.run_at(
-            _io.home(), self._write(raw), shield=True, on_abort=partial(self._written, reason, message, log_failure=False)
-        )
+        won, stored = await _io.run_at(_io.home(), self._write(raw), shield=True)
         if won:  # the record is ours: no need to read it back
             if self._remote is None:
                 object.__setattr__(self, "_remote", raw)
@@ -376,8 +375,7 @@ class DistributedToken(CancelationToken):
 
     def _written(
         self, reason: CancelationReason, message: str | None,
-        fut: concurrent.futures.Future[tuple[bool, bytes]] | asyncio.Future[tuple[bool, bytes]],
-        *, log_failure: bool = True,
+        fut: concurrent.futures.Future[tuple[bool, bytes]],
     ) -> None:
         """A write done without a waiting caller: flip the flag (any thread)."""
         object.__setattr__(self, "_pending", False)
@@ -385,10 +383,9 @@ class DistributedToken(CancelationToken):
             return
         err = fut.exception()
         if err is not None:
-            if log_failure:
-                logger.error("cancelable_rx: the cancel of token %r could not be written to Redis (%s); cancelled "
-                             "in this process only", self.name, err)
-                CancelationToken.cancel_sync(self, reason, message)
+            logger.error("cancelable_rx: the cancel of token %r could not be written to Redis (%s); cancelled "
+                         "in this process only", self.name, err)
+            CancelationToken.cancel_sync(self, reason, message)
             return
         self._flip(self._stored(fut.result()[1], reason, message))
 
