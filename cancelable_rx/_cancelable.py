@@ -94,13 +94,16 @@ class Cancelable(Operation):
     @classmethod
     def _made(cls, default_name: str, operation_id: str | None, name: str | None, kwargs: dict[str, Any]) -> Self:
         """The one helper behind every factory: a new operation with a default name."""
-        for soft in ("graceful", "grace"):
-            if soft in kwargs:
-                fail_type(
-                    soft, "an option of a source that can be soft", kwargs[soft],
-                    "use with_signal(..., graceful=) or with_timeout(..., grace=), or op.request_stop(grace)",
-                )
-        op = cls(operation_id, name, **kwargs)
+        if not kwargs:  # the common case: a direct call is cheaper than unpacking an empty dict
+            op = cls(operation_id, name)
+        else:
+            for soft in ("graceful", "grace"):
+                if soft in kwargs:
+                    fail_type(
+                        soft, "an option of a source that can be soft", kwargs[soft],
+                        "use with_signal(..., graceful=) or with_timeout(..., grace=), or op.request_stop(grace)",
+                    )
+            op = cls(operation_id, name, **kwargs)
         op._default_name = default_name
         return op
 

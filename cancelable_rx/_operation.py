@@ -1102,7 +1102,7 @@ class Operation:
             scope.__enter__()
             tok = self._token
             if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
-                if tok.is_cancelled or tok.stop_request is not None:
+                if tok.is_cancelled or tok._stop is not None:
                     self._listen_token(tok)
                 else:
                     tok._listen(self._on_token, self)
