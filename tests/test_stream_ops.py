@@ -387,6 +387,21 @@ async def test_op_stream_piped_into_an_operator() -> None:
     assert t.all_closed
 
 
+async def test_op_stream_as_the_source_of_a_concurrent_operator_counts_what_it_read() -> None:
+    t = Tracker()
+    tasks = _task_count()
+    got = []
+    async with Cancelable() as op:
+        async with (op.stream(t.src(range(100))) | ops.map.pipe(times10, task_limit=4)).stream() as xs:
+            async for x in xs:
+                got.append(x)
+                if len(got) == 2:
+                    break
+        assert t.all_closed
+    assert got == [0, 10] and 2 <= op.partial_result.count <= 2 + 4 and not op.partial_result.completed
+    assert _task_count() == tasks
+
+
 # -- the consumer's own scopes and tasks are its own ----------------------------------------------
 
 

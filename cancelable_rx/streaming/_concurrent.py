@@ -53,6 +53,12 @@ def merge(*sources: AsyncIterable[T]) -> AsyncIterator[T]:
     Each source is read one item at a time: its next item is asked for when the consumer
     has taken the last one.  An error of a source is raised at once and the others are
     closed.
+
+    Cancellation: the sources are read by producer tasks outside the consumer's scopes; a
+    cancellation of the consumer reaches the stream while it waits for an item, and every
+    producer has ended and every source is closed before it propagates.  (The same holds
+    for every concurrent operator of `cancelable_rx.ops`.)
+    Thread-safety: one event loop thread.
     """
     check_sources(sources)
     return _merge(sources)
@@ -259,7 +265,11 @@ def amap(
     sources' order (``ordered=True``; an error of a call or of the source is raised at its
     place) or as they complete (an error is raised at once).
 
-    The source is read only when a slot is free; calls run in worker tasks that are reused.
+    The source is read only when a slot is free; calls run in worker tasks that are reused,
+    with the consumer's context variables.
+
+    Cancellation: as `merge`: the calls in flight are cancelled and the source is closed
+    before the consumer's cancellation propagates.
     """
     check_async_iterable(source, "source")
     check_callable(corofn, "corofn", "await corofn(item, *more_items)")
