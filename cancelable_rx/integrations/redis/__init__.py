@@ -12,11 +12,12 @@ then read, read again after every reconnect and periodically.  ``docs/distribute
 is the guide.  Import it explicitly: ``from cancelable_rx.integrations.redis import ...``.
 """
 
-from ._cluster import ClusterRegistry, TrackedOperation
+from ._cluster import ClusterRegistry
 from ._config import DEFAULT_NAMESPACE, RedisConnectError
 from ._deadline import Deadline, JobOperation, JobTicket
 from ._models import CancelPayload, OperationRecord, Origin
 from ._token import DistributedToken
+from ._tracked import TrackedOperation
 
 __all__ = (
     "DEFAULT_NAMESPACE",

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
-import anyio
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -50,8 +47,8 @@ from ._config import (
     record_key,
 )
 from ._link import Link, link_for
-from ._models import CancelPayload, OperationRecord, Origin, json_safe, parse
-from ._token import DistributedToken
+from ._models import CancelPayload, OperationRecord, Origin, parse
+from ._tracked import Entry, TrackedOperation, token_name
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -62,55 +59,6 @@ logger = logging.getLogger("cancelable_rx.redis")
 DEFAULT_HEARTBEAT = 2.0
 """Seconds between heartbeats (records expire after three missed ones)."""
 _BATCH = 500
-
-
-def token_name(operation_id: str) -> str:
-    """The name of the `DistributedToken` that cancels a tracked operation."""
-    return f"op:{operation_id}"
-
-
-class _Entry:
-    """A tracked operation, as the heartbeat sees it (fields written on the loop thread,
-    read on the registry's home loop: one attribute at a time)."""
-
-    __slots__ = ("op", "start", "deadline_at", "progress", "progress_metadata")
-
-    def __init__(self, op: Cancelable, deadline_at: float | None) -> None:
-        self.op = op
-        self.start = time.time()
-        self.deadline_at = deadline_at
-        self.progress: str | None = None
-        self.progress_metadata: dict[str, Any] = {}
-
-    def on_progress(self, operation_id: str, message: Any, metadata: dict[str, Any] | None) -> None:
-        self.progress = None if message is None else str(message)
-        self.progress_metadata = json_safe(metadata or {})
-
-    def record(self, status: OperationStatus | None = None) -> OperationRecord:
-        """The record now (any thread): ``status`` overrides the operation's."""
-        ctx = self.op.context
-        origin = Origin.here()
-        return OperationRecord(
-            id=ctx.id,
-            name=ctx.name,
-            status=status or ctx.status,
-            host=origin.host,
-            pid=origin.pid,
-            start_time=datetime.fromtimestamp(self.start, UTC),
-            heartbeat_at=datetime.now(UTC),
-            end_time=ctx.end_time,
-            progress=self.progress,
-            progress_metadata=self.progress_metadata,
-            deadline_at=datetime.fromtimestamp(self.deadline_at, UTC) if self.deadline_at is not None else None,
-            cancel_reason=ctx.cancel_reason,
-            cancel_message=ctx.cancel_message,
-            error=ctx.error,
-        )
-
-
-def _deadline_at(op: Cancelable) -> float | None:
-    remaining = op.remaining()
-    return None if remaining == float("inf") else time.time() + remaining
 
 
 class ClusterRegistry:
@@ -159,7 +107,7 @@ class ClusterRegistry:
         self._home: asyncio.AbstractEventLoop | None = None
         self._link: Link | None = None
         self._opening: asyncio.Lock | None = None
-        self._tracked: dict[str, _Entry] = {}
+        self._tracked: dict[str, Entry] = {}
         self._beat: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -241,7 +189,7 @@ class ClusterRegistry:
                        "track a new operation: cluster.track(Cancelable(...))")
         return TrackedOperation(self, operation)
 
-    async def _add(self, entry: _Entry) -> None:
+    async def _add(self, entry: Entry) -> None:
         link = await self._client()
         op_id = entry.op.id
         record = entry.record(OperationStatus.RUNNING).model_dump_json()
@@ -257,7 +205,7 @@ class ClusterRegistry:
         if self._beat is None or self._beat.done():
             self._beat = asyncio.ensure_future(self._heartbeat())
 
-    async def _finish(self, entry: _Entry) -> None:
+    async def _finish(self, entry: Entry) -> None:
         op_id = entry.op.id
         self._tracked.pop(op_id, None)
         link = self._link
@@ -408,55 +356,3 @@ class ClusterRegistry:
             except ValueError as err:
                 logger.warning("cancelable_rx: ignored a malformed history record (%s)", err)
         return records
-
-
-class TrackedOperation:
-    """``async with cluster.track(op) as op:`` (see `ClusterRegistry.track`).
-
-    Entering starts the operation's `DistributedToken` (``op:{id}``) and adds it as a
-    source, writes the first record, then enters the operation.  Leaving leaves the
-    operation (raising what it raises), then writes the final record to the history and
-    closes the token, on every exit path (shielded; the final write waits at most the
-    registry's ``write_timeout``).
-    """
-
-    def __init__(self, cluster: ClusterRegistry, operation: Cancelable) -> None:
-        self.cluster = cluster
-        self.operation = operation
-        self.token = DistributedToken(
-            token_name(operation.id), cluster._redis, namespace=cluster.namespace,
-            reread_interval=max(cluster.heartbeat_interval, 0.05), write_timeout=cluster.write_timeout,
-        )
-        self._entry: _Entry | None = None
-
-    async def __aenter__(self) -> Cancelable:
-        op, cluster = self.operation, self.cluster
-        await self.token.start()
-        try:
-            op.add_source(self.token)
-            entry = _Entry(op, _deadline_at(op))
-            op.on_progress(entry.on_progress)
-            await cluster._run(cluster._add(entry))
-            self._entry = entry
-            await op.__aenter__()
-        except BaseException:
-            await self._teardown()
-            raise
-        entry.deadline_at = _deadline_at(op)  # now with an enclosing parent's deadline too
-        return op
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        try:
-            return await self.operation.__aexit__(exc_type, exc, tb)
-        finally:
-            await self._teardown()
-
-    async def _teardown(self) -> None:
-        with anyio.CancelScope(shield=True):
-            entry, self._entry = self._entry, None
-            if entry is not None:
-                with anyio.move_on_after(self.cluster.write_timeout + 1):
-                    await self.cluster._run(self.cluster._finish(entry), shield=True)
-            await self.token.aclose()
