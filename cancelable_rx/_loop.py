@@ -57,7 +57,7 @@ class LoopHandle:
     both are for the loop thread only.  Everything else may be called from any thread.
     """
 
-    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls")
+    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls", "poller")
 
     def __init__(self, schedule: Callable[..., Any], now: Callable[[], float], is_trio: bool) -> None:
         self._schedule = schedule
@@ -65,6 +65,7 @@ class LoopHandle:
         self.is_trio = is_trio
         self.now = now
         self.scope_cls: Any = _backend_scope_class()
+        self.poller: object = None  # the loop's condition poller (sources/_poller.py), made on first use
 
     def in_loop_thread(self) -> bool:
         """True when called on the loop's own thread."""

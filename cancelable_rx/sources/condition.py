@@ -10,7 +10,9 @@ import anyio
 
 from .._checks import check_condition, check_optional_str
 from .._checks import check_interval as _check_interval
+from .._loop import capture
 from .._models import CancelationReason
+from ._poller import Entry, poller_for
 from .base import CancelationSource, Disarm, SourceHost
 
 __all__ = ("ConditionSource",)
@@ -23,17 +25,20 @@ class ConditionSource(CancelationSource):
     """Fires when ``condition()`` returns a truthy value (``None`` counts as not met).
 
     The condition (sync or async, taking no arguments) is checked once when the operation
-    starts and then every ``check_interval`` seconds, on the event loop thread: a sync
-    condition must be quick.
+    starts and then every ``check_interval`` seconds, on the event loop thread.  Sync
+    conditions share one poller per event loop (no task per operation: arming and
+    disarming are O(1)), so a sync condition must be quick: one that takes longer than
+    its interval is reported once at WARNING.  An async condition runs in a task of its own
+    operation, so one that blocks stalls no other operation.
 
     Error policy: a condition that raises an ``Exception`` is logged (WARNING with the
     traceback the first time, DEBUG after) and counts as *not met*; polling goes on.  A
     ``BaseException`` that is not a cancellation (``KeyboardInterrupt``, ``SystemExit``)
-    fails the operation: leaving it raises that exception itself, status ``FAILED``.
+    fails the operation that armed it, and only that one: leaving it raises that exception
+    itself, status ``FAILED``.
     """
 
     reason = CancelationReason.CONDITION
-    needs_background = True
 
     def __init__(
         self,
@@ -43,6 +48,7 @@ class ConditionSource(CancelationSource):
         name: str | None = None,
     ) -> None:
         self.condition = check_condition(condition)
+        self._async = inspect.iscoroutinefunction(condition)
         interval = _check_interval(check_interval)
         condition_name = check_optional_str(condition_name, "condition_name")
         super().__init__(name or condition_name)
@@ -65,9 +71,7 @@ class ConditionSource(CancelationSource):
                 result = await result
             return bool(result)
         except Exception:
-            self.errors += 1
-            level = logging.WARNING if self.errors == 1 else logging.DEBUG
-            logger.log(level, "condition %r raised; treated as not met", self.condition_name, exc_info=True)
+            self._failed()
             return False
 
     async def _poll(self) -> None:
@@ -77,6 +81,65 @@ class ConditionSource(CancelationSource):
                 return
             await anyio.sleep(self.check_interval)
 
+    def _needs_background(self, applies_deadlines: bool) -> bool:
+        return self._async  # a sync condition goes to the loop's shared poller
+
+    def _failed(self) -> None:
+        self.errors += 1
+        level = logging.WARNING if self.errors == 1 else logging.DEBUG
+        logger.log(level, "condition %r raised; treated as not met", self.condition_name, exc_info=True)
+
     def on_arm(self, host: SourceHost) -> Disarm | None:
-        host.start_soon(self._poll)
-        return None
+        if self._async:
+            host.start_soon(self._poll)
+            return None
+        condition = self.condition
+        handle = capture()
+        awaiting = [False]  # a callable that returned an awaitable: one evaluation at a time
+
+        async def settle(result: Awaitable[bool]) -> None:
+            try:
+                if await result:
+                    self.fire()
+            except Exception:
+                self._failed()
+            except BaseException as exc:
+                if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                    host.fail(exc)
+                raise
+            finally:
+                awaiting[0] = False
+
+        def check() -> bool:
+            """One check, on the loop thread; True when the entry is done."""
+            if self._fired:
+                return True
+            try:
+                result = condition()
+            except Exception:
+                self._failed()
+                return False
+            except BaseException as exc:  # KeyboardInterrupt...: it fails this operation only
+                host.fail(exc)
+                return True
+            if result:
+                if inspect.isawaitable(result):  # e.g. `lambda: db_is_full()` with an async db_is_full
+                    if awaiting[0]:
+                        close = getattr(result, "close", None)
+                        if close is not None:
+                            close()
+                    else:
+                        awaiting[0] = True
+                        handle.spawn(lambda: settle(result))
+                    return False
+                self.fire()
+                return True
+            return False
+
+        if check():  # checked once when the operation starts
+            return None
+        poller = poller_for(handle)
+        entry = Entry(check)
+        interval = self.check_interval
+        poller.add(interval, entry)
+        return lambda: poller.discard(interval, entry)
