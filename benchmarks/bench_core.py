@@ -1,26 +1,38 @@
 """Core overhead benchmark: cancelable_rx against raw anyio, in one run, on both backends.
 
-Run:  .venv/bin/python benchmarks/bench_core.py [--quick]
+Run:  .venv/bin/python benchmarks/bench_core.py [--quick] [--json PATH]
 
 Each case is timed in interleaved rounds (ours, baseline, ours, ...) and reported as the
-median per-operation time of each and their ratio, so machine noise hits both sides.
+median per-operation time of each and their ratio, so machine noise hits both sides
+(see ``_harness.py``).  The cases of conditions, progress, concurrency and timer lateness
+are in ``_core_cases.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
 
 import anyio
+from _core_cases import (
+    raw_cpu_poll,
+    raw_lateness,
+    raw_report,
+    raw_report_silent,
+    raw_start_many,
+    rx_condition,
+    rx_cpu_poll,
+    rx_lateness,
+    rx_report,
+    rx_report_silent,
+    rx_start_many,
+    rx_timeout_token_condition,
+)
+from _harness import Loop, Row, arguments, compare, finish, machine, print_table
 
 from cancelable_rx import Cancelable, CancelationError, CancelationToken
-
-Loop = Callable[[int], Awaitable[float]]
-
 
 # -- enter/exit loops: each returns seconds for n operations -----------------------------
 
@@ -156,52 +168,51 @@ async def thread_cancel_samples(n: int) -> list[float]:
     return samples
 
 
-CASES: list[tuple[str, Loop, Loop, float, int]] = [
-    # label, ours, baseline, target ratio, ops per round
-    ("bare Cancelable() vs CancelScope()", rx_bare, raw_scope, 1.3, 2000),
-    ("with_timeout(30) vs fail_after(30)", rx_timeout, raw_fail_after, 1.1, 2000),
-    ("with_token(t) vs CancelScope()", rx_token, raw_scope, 1.6, 2000),
-    ("timeout+token combine vs fail_after(30)", rx_timeout_token, raw_fail_after, 1.5, 2000),
-    ("token.cancel() to exit vs scope.cancel() to exit", rx_cancel_to_exit, raw_cancel_to_exit, 1.5, 200),
+# label, ours, baseline, baseline label, target ratio, ops per round
+CASES: list[tuple[str, Loop, Loop, str, float, int]] = [
+    ("bare Cancelable()", rx_bare, raw_scope, "CancelScope()", 1.3, 2000),
+    ("with_timeout(30)", rx_timeout, raw_fail_after, "fail_after(30)", 1.1, 2000),
+    ("with_token(t)", rx_token, raw_scope, "CancelScope()", 1.3, 2000),
+    ("with_condition(f, 0.01)", rx_condition, raw_scope, "CancelScope()", 3.0, 2000),
+    ("timeout + token combine", rx_timeout_token, raw_fail_after, "fail_after(30)", 1.5, 2000),
+    ("timeout + token + condition combine", rx_timeout_token_condition, raw_fail_after, "fail_after(30)", 3.0, 2000),
+    ("token.cancel() until exited", rx_cancel_to_exit, raw_cancel_to_exit, "scope.cancel() until exited", 1.3, 200),
+    ("report_progress(), 1 sync callback", rx_report, raw_report, "async def calling the callback", 1.3, 20000),
+    ("report_progress(), no listener", rx_report_silent, raw_report_silent, "empty async def", 1.1, 20000),
+    ("10,000 concurrent operations started and ended", rx_start_many, raw_start_many, "10,000 CancelScope()", 1.2, 10000),
+    ("lateness of with_timeout(0.02)", rx_lateness, raw_lateness, "move_on_after(0.02)", 1.2, 15),
 ]
 
 
-async def run_backend(rounds: int) -> list[tuple[str, float, float, float, float]]:
+async def run_backend(backend: str, rounds: int) -> list[Row]:
     rows = []
-    for label, ours, base, target, n in CASES:
-        await ours(n // 4)
-        await base(n // 4)  # warm up
-        a, b = [], []
-        for _ in range(rounds):
-            a.append(await ours(n) / n)
-            b.append(await base(n) / n)
-        ma, mb = statistics.median(a), statistics.median(b)
-        rows.append((label, ma, mb, ma / mb, target))
+    for label, ours, base, base_label, target, n in CASES:
+        r = rounds if n > 100 else max(3, rounds)
+        ma, mb = await compare(ours, base, n, r)
+        rows.append(Row("core", backend, label, ma, mb, target, baseline_label=base_label))
+    # CPU while 1,000 operations each poll a condition every 10 ms: ours and one raw task
+    # polling the same 1,000 conditions (process CPU seconds per wall second)
+    ma, mb = await compare(rx_cpu_poll, raw_cpu_poll, 1, max(3, rounds // 2), warmup=False)
+    rows.append(
+        Row("core", backend, "CPU: 1,000 conditions polled every 10 ms", ma, mb, 1.2,
+            baseline_label="one task polling the same 1,000 conditions", unit="CPU s/s")
+    )
     samples = await thread_cancel_samples(30 if rounds < 7 else 100)
-    rows.append(("cancel_sync() from a thread to exit (median)", statistics.median(samples), float("nan"), float("nan"), 1e-3))
+    rows.append(Row("core", backend, "cancel_sync() from a thread until exited (median)", statistics.median(samples), None, 1e-3, kind="absolute"))
     return rows
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = ap.parse_args()
+    args = arguments("core overheads against raw anyio")
     rounds = 3 if args.quick else 9
-    ok = True
-    print(f"python {sys.version.split()[0]}, anyio {anyio.__version__ if hasattr(anyio, '__version__') else ''}")
+    info = machine()
+    print(f"python {info['python']}, anyio {info['versions']['anyio']}, trio {info['versions']['trio']}, {info['cpu']}")
+    rows: list[Row] = []
     for backend in ("asyncio", "trio"):
-        rows = anyio.run(run_backend, rounds, backend=backend)
-        print(f"\n## {backend}\n")
-        print("| case | cancelable_rx | baseline | ratio | target |\n|---|---:|---:|---:|---:|")
-        for label, ma, mb, ratio, target in rows:
-            if mb != mb:  # absolute figure
-                good = ma <= target
-                print(f"| {label} | {ma * 1e6:.0f} µs | – | – | < {target * 1e6:.0f} µs {'ok' if good else 'MISSED'} |")
-            else:
-                good = ratio <= target
-                print(f"| {label} | {ma * 1e6:.2f} µs | {mb * 1e6:.2f} µs | {ratio:.2f}x | <= {target}x {'ok' if good else 'MISSED'} |")
-            ok &= good
-    return 0 if ok else 1
+        backend_rows = anyio.run(run_backend, backend, rounds, backend=backend)
+        print_table(backend, backend_rows)
+        rows += backend_rows
+    return finish(rows, args.json, "core")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """Registry costs, on both backends: registration overhead, list_operations with 10,000
 live operations, and memory per registered live operation.
 
-Run:  .venv/bin/python benchmarks/bench_registry.py [--quick]
+Run:  .venv/bin/python benchmarks/bench_registry.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import sys
@@ -14,6 +13,7 @@ import time
 import tracemalloc
 
 import anyio
+from _harness import Row, arguments, finish
 
 from cancelable_rx import Cancelable, OperationRegistry
 
@@ -124,25 +124,33 @@ async def run_backend(rounds: int) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    rounds = 3 if ap.parse_args().quick else 9
-    ok = True
+    args = arguments("registry costs")
+    rounds = 3 if args.quick else 9
+    rows: list[Row] = []
     for backend in ("asyncio", "trio"):
         r = anyio.run(run_backend, rounds, backend=backend)
+        us, ms = 1e-6, 1e-3
         checks = [
-            ("registering: added to enter/exit", f"{r['added_us']:.2f} µs (of {r['plain_us']:.2f} µs)", r["added_us"] <= 2.0, "<= 2 µs"),
-            (f"list_operations(), {LIVE:,} live, first call", f"{r['first_ms']:.2f} ms", r["first_ms"] <= 5.0, "<= 5 ms"),
-            (f"list_operations(), {LIVE:,} live, later calls", f"{r['cached_ms']:.2f} ms", r["cached_ms"] <= 5.0, "<= 5 ms"),
-            ("memory per registered live operation (extra)", f"{r['extra_bytes']:.0f} B", r["extra_bytes"] <= 1024, "<= 1 KB"),
-            ("cancel_operation_sync() from a thread to exit, median", f"{r['one_ms']:.3f} ms", r["one_ms"] < 1, "< 1 ms"),
-            ("cancel_all_sync() from a thread to exit, median", f"{r['all_ms']:.3f} ms", r["all_ms"] < 1, "< 1 ms"),
+            Row("registry", backend, "registering: added to enter/exit", (r["plain_us"] + r["added_us"]) * us,
+                r["plain_us"] * us, 1.5 * us, kind="delta", baseline_label="unregistered"),
+            Row("registry", backend, f"list_operations(), {LIVE:,} live, first call", r["first_ms"] * ms, None, 5 * ms, kind="absolute"),
+            Row("registry", backend, f"list_operations(), {LIVE:,} live, later calls", r["cached_ms"] * ms, None, 5 * ms, kind="absolute"),
+            Row("registry", backend, "memory per registered live operation (extra)", r["extra_bytes"], None, 1024,
+                kind="absolute", unit="B"),
+            Row("registry", backend, "cancel_operation_sync() from a thread to exit, median", r["one_ms"] * ms, None, 1 * ms, kind="absolute"),
+            Row("registry", backend, "cancel_all_sync() from a thread to exit, median", r["all_ms"] * ms, None, 1 * ms, kind="absolute"),
         ]
         print(f"\n## {backend}\n\n| case | measured | target |\n|---|---:|---:|")
-        for label, value, good, target in checks:
-            ok &= good
-            print(f"| {label} | {value} | {target} {'ok' if good else 'MISSED'} |")
-    return 0 if ok else 1
+        for row in checks:
+            if row.kind == "delta":
+                value = f"+{row.value * 1e6:.2f} µs (of {row.baseline * 1e6:.2f} µs)"  # type: ignore[operator]
+            elif row.unit == "B":
+                value = f"{row.ours:.0f} B"
+            else:
+                value = f"{row.ours * 1e3:.3f} ms"
+            print(f"| {row.case} | {value} | {row.target:g} {'ok' if row.ok else 'MISSED'} |")
+        rows += checks
+    return finish(rows, args.json, "registry")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ The constructor and its checks, the factories (through one helper), ``combine``,
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import wraps
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 import anyio
@@ -26,7 +28,7 @@ from ._checks import (
     fail_type,
 )
 from ._hooks import Hooks, ProgressCallbackType, ProgressObservable, StatusCallbackType
-from ._models import CancelationReason
+from ._models import CancelationReason, ProgressEvent
 from ._operation import PENDING, RUNNING, Operation, current
 from ._token import CancelationToken
 from .jupyter import progress_widget
@@ -37,6 +39,8 @@ from .sources.signal import SignalSource
 from .sources.timeout import TimeoutSource
 from .streaming._iterator import FusedIterator
 from .streaming._stream import CancelableStream
+
+logger = logging.getLogger("cancelable_rx")
 
 __all__ = ("Cancelable", "current_operation")
 
@@ -300,12 +304,17 @@ class Cancelable(Operation):
         progress report.  Async callbacks are awaited by `report_progress`; streams never
         await them (they run in the background, conflated to the newest event)."""
         self._get_hooks().add_progress(callback)
+        self._refresh_report()
         return self
 
     @property
     def progress(self) -> ProgressObservable:
         """Hot observable of this operation's `ProgressEvent` s."""
-        return self._get_hooks().progress_observable()
+        hooks = self._get_hooks()
+        if hooks.observable is None:
+            hooks.progress_observable()
+            self._refresh_report()
+        return hooks.progress_observable()
 
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Report progress: emit a `ProgressEvent` on `progress` and call the ``on_progress``
@@ -313,17 +322,38 @@ class Cancelable(Operation):
 
         Raises RuntimeError unless the operation is running (report from inside its block).
         """
+        if self._quiet:  # running, and nobody listens: the hot path, one slot read
+            return
+        fn = self._report_one
+        if fn is not None:  # running, and one sync callback is the only listener
+            try:
+                result = fn(self._id or self.id, message, metadata)
+                if result is not None and isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("cancelable_rx: progress callback %r failed", fn)
+            return
         if self._state != RUNNING:
             raise RuntimeError(
                 f"report_progress() on {self!r}: only a running operation reports progress; "
                 "call it inside `async with op:`"
             )
+        op_id = self._id or self.id
+        hooks = self._hooks
         registry = self._registry
         if registry is not None:
             registry._on_progress(self, message, metadata)
-        hooks = self._hooks
-        if hooks is not None:
-            await hooks.report(self.id, message, metadata)
+        if hooks is not None:  # Hooks.report, inlined: no second coroutine per report
+            observable = hooks.observable
+            if observable is not None:
+                observable.emit(ProgressEvent(op_id, message, metadata))
+            for fn in hooks._progress:
+                try:
+                    result = fn(op_id, message, metadata)
+                    if result is not None and isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception("cancelable_rx: progress callback %r failed", fn)
 
     # -- streams ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import math
 import signal
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from types import FunctionType
 from typing import Any, NoReturn
 
 from ._models import CancelationReason, OperationStatus
@@ -63,24 +64,31 @@ def _message(param: str, rule: str, value: object, fix: str | None) -> str:
     return f"`{param}` must be {rule}, got {_describe(value)}" + (f"; {fix}" if fix else "")
 
 
-def fail_type(param: str, rule: str, value: object, fix: str | None = None) -> NoReturn:
-    """Raise TypeError naming ``param``, the ``rule``, the ``value`` and the ``fix``."""
-    raise TypeError(_message(param, rule, value, fix))
+def fail_type(param: str, rule: str, value: object, fix: str | None = None, lead: str | None = None) -> NoReturn:
+    """Raise TypeError naming ``param``, the ``rule``, the ``value`` and the ``fix``.
+
+    ``lead`` puts a sentence first (the reference package's wording, which users match in
+    ``pytest.raises(match=...)``)."""
+    text = _message(param, rule, value, fix)
+    raise TypeError(f"{lead}: {text}" if lead else text)
 
 
-def fail_value(param: str, rule: str, value: object, fix: str | None = None) -> NoReturn:
-    """Raise ValueError naming ``param``, the ``rule``, the ``value`` and the ``fix``."""
-    raise ValueError(_message(param, rule, value, fix))
+def fail_value(param: str, rule: str, value: object, fix: str | None = None, lead: str | None = None) -> NoReturn:
+    """Raise ValueError naming ``param``, the ``rule``, the ``value`` and the ``fix`` (after
+    ``lead``, as `fail_type`)."""
+    text = _message(param, rule, value, fix)
+    raise ValueError(f"{lead}: {text}" if lead else text)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_timeout(value: object, param: str = "timeout", *, allow_zero: bool = True) -> float:
+def check_timeout(value: object, param: str = "timeout", *, allow_zero: bool = True, lead: str | None = None) -> float:
     """A duration: a number of seconds or a ``timedelta``; ``math.inf`` means never.
 
     ``0`` cancels at the first checkpoint (as in anyio) unless ``allow_zero`` is False.
+    ``lead`` goes first in the message of a bad value (see `fail_type`).
     """
     if type(value) is float or type(value) is int:  # the common case, checked first
         if 0 < value < 1e300 or (value == 0 and allow_zero):
@@ -97,12 +105,14 @@ def check_timeout(value: object, param: str = "timeout", *, allow_zero: bool = T
     else:
         fail_type(param, rule, value, "e.g. 30, 0.5 or timedelta(seconds=30)")
     if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        fail_value(param, rule, value, "use math.inf for no timeout")
+        fail_value(param, rule, value, "use math.inf for no timeout", lead and f"{lead}, got {seconds:g}")
     return seconds
 
 
 def check_interval(value: object, param: str = "check_interval") -> float:
     """A polling interval: a finite number of seconds > 0."""
+    if type(value) is float and 0 < value < math.inf:
+        return value  # the common case, checked in one comparison
     if not _is_number(value):
         fail_type(param, "a number of seconds", value, "e.g. 0.1")
     try:
@@ -197,6 +207,11 @@ def check_condition(value: object, param: str = "condition") -> Callable[[], Any
     """A predicate called with no arguments (sync or async)."""
     if not callable(value):
         fail_type(param, "a callable taking no arguments and returning bool (or an awaitable of bool)", value)
+    if type(value) is FunctionType and value.__code__.co_argcount == len(value.__defaults__ or ()) and (
+        not value.__code__.co_kwonlyargcount
+        or len(value.__kwdefaults__ or ()) == value.__code__.co_kwonlyargcount
+    ) and "__wrapped__" not in value.__dict__:
+        return value  # the common case (a function or lambda), without inspect.signature's cost
     try:
         sig = inspect.signature(value)
     except (TypeError, ValueError):  # builtins without a signature: accept
@@ -239,7 +254,7 @@ _UNCATCHABLE = {getattr(signal, n) for n in ("SIGKILL", "SIGSTOP") if hasattr(si
 def check_signal(value: object, param: str = "signals") -> int:
     """A catchable signal number (``signal.SIGTERM``...); returned as an int."""
     if isinstance(value, bool) or not isinstance(value, int):
-        fail_type(param, "signal numbers", value, "e.g. signal.SIGTERM")
+        fail_type(param, "signal numbers", value, "e.g. signal.SIGTERM", f"Signal must be an integer, got {type(value)}")
     try:
         signum = signal.Signals(value)
     except ValueError:

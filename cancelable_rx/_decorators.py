@@ -27,7 +27,9 @@ __all__ = (
     "cancelable_with_condition",
     "cancelable_with_signal",
     "cancelable_with_token",
+    "cancelable_method",
     "ensure_cancelable",
+    "ensure_operation",
     "with_cancelable",
     "with_current_operation",
     "with_timeout",
@@ -93,7 +95,56 @@ def cancelable(
         }
         return Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
 
-    return lambda func: _run_with(func, make, inject_param, "cancelable")
+    def decorate(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        wrapper = _run_with(func, make, inject_param, "cancelable")
+        wrapper._cancelable_params = {  # type: ignore[attr-defined]  # the reference's attribute
+            "timeout": timeout, "operation_id": operation_id, "name": name or func.__name__,
+            "register_globally": register_globally,
+        }
+        return wrapper
+
+    return decorate
+
+
+def cancelable_method(
+    timeout: float | timedelta | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+) -> Decorator[R]:
+    """`cancelable` for methods: each call runs in a new operation named
+    ``ClassName.method`` (unless ``name`` is given); a ``cancelable`` parameter receives it.
+
+    Cancellation: leaving a cancelled call raises the typed ``CancelationError``.
+    """
+    if timeout is not None:
+        Cancelable.with_timeout(timeout)  # validate now, at decoration time
+
+    def decorate(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        check_async_function(func, "cancelable_method")
+        sig = inspect.signature(func)
+        inject = "cancelable" in sig.parameters
+
+        @functools.wraps(func)
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> R:
+            kw: dict[str, Any] = {
+                "name": name or f"{type(self).__name__}.{func.__name__}",
+                "register_globally": register_globally,
+            }
+            op = Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
+            async with op:
+                if inject:
+                    kwargs["cancelable"] = op
+                return await func(self, *args, **kwargs)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        if inject:
+            _hide_parameter(wrapper, sig, "cancelable")
+        wrapper._cancelable_params = {  # type: ignore[attr-defined]  # the reference's attribute
+            "timeout": timeout, "name": name, "register_globally": register_globally,
+        }
+        return wrapper
+
+    return decorate
 
 
 def cancelable_with_token(
@@ -273,12 +324,30 @@ def with_current_operation() -> Decorator[R]:
     return decorator
 
 
-def ensure_cancelable(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+def ensure_cancelable(cancelable: Cancelable | None) -> Cancelable:
+    """Return ``cancelable``, checked: the reference's type guard for an injected
+    ``cancelable`` parameter (``Cancelable | None`` narrowed to `Cancelable`).
+
+    Raises RuntimeError for None (the function was called without its decorator) and
+    TypeError for anything that is not a `Cancelable`.
+    """
+    if cancelable is None:
+        raise RuntimeError(
+            "Cancelable parameter is None. This should never happen when using @cancelable decorator. "
+            "Did you call the function directly without the decorator? Decorate it with @cancelable(...) "
+            "or pass an operation, e.g. f(..., cancelable=op)"
+        )
+    return check_instance(cancelable, Cancelable, "cancelable", "a Cancelable or None", "pass the injected operation")
+
+
+def ensure_operation(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     """Run ``func`` inside an operation: the current one if there is one, else a new one.
 
-    A ``cancelable`` parameter, if present, receives that operation.
+    A ``cancelable`` parameter, if present, receives that operation.  Cancellation: a new
+    operation leaves like any other (typed ``CancelationError``); inside the current one,
+    cancellation is the current operation's.
     """
-    check_async_function(func, "ensure_cancelable")
+    check_async_function(func, "ensure_operation")
     sig = inspect.signature(func)
     inject = "cancelable" if "cancelable" in sig.parameters else None
 

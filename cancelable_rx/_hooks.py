@@ -106,7 +106,7 @@ class Hooks:
 
     def __init__(self) -> None:
         self._status: dict[str, list[Callable[..., Any]]] | None = None
-        self._progress: list[Callable[..., Any]] = []
+        self._progress: tuple[Callable[..., Any], ...] = ()  # replaced on add: iterated without a copy
         self._runners: dict[Callable[..., Any], _Conflating] = {}
         self.observable: ProgressObservable | None = None
 
@@ -133,9 +133,16 @@ class Hooks:
 
     def add_progress(self, callback: Callable[..., Any]) -> None:
         check_callable(callback, "on_progress callback", "callback(operation_id, message, metadata), sync or async")
-        self._progress.append(callback)
+        self._progress += (callback,)
         if inspect.iscoroutinefunction(callback):
             self._runners[callback] = _Conflating(callback)
+
+    def sole_sync_progress(self) -> Callable[..., Any] | None:
+        """The progress callback, if it is the only listener and not a coroutine function."""
+        progress = self._progress
+        if len(progress) == 1 and self.observable is None and progress[0] not in self._runners:
+            return progress[0]
+        return None
 
     def progress_observable(self) -> ProgressObservable:
         if self.observable is None:
@@ -186,7 +193,7 @@ class Hooks:
         order, awaiting async ones (each isolated)."""
         if self.observable is not None:
             self.observable.emit(ProgressEvent(op_id, message, metadata))
-        for fn in tuple(self._progress):
+        for fn in self._progress:
             try:
                 result = fn(op_id, message, metadata)
                 if result is not None and inspect.isawaitable(result):

@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -256,33 +257,45 @@ class EndedRecord:
     ``status`` and ``duration_seconds`` are read without building the record (statistics).
     """
 
-    __slots__ = ("status", "duration_seconds", "end_ts", "_fields", "_context")
+    __slots__ = ("status", "duration_seconds", "end_ts", "_values", "_context")
+
+    FIELDS = (
+        "id", "name", "status", "start_ts", "end_ts", "cancel_reason", "cancel_message",
+        "metadata", "parent_id", "child_ids", "partial_result", "error",
+    )
+    """The order of ``values``: what the operation was when it ended (``metadata`` and
+    ``child_ids`` may be None for empty)."""
 
     def __init__(
         self,
         status: OperationStatus,
         duration_seconds: float | None,
         end_ts: float | None,
-        fields: dict[str, Any] | None = None,
+        values: tuple[Any, ...] | None = None,
         context: OperationContext | None = None,
     ) -> None:
         self.status = status
         self.duration_seconds = duration_seconds
         self.end_ts = end_ts
-        self._fields = fields
+        self._values = values
         self._context = context
 
     @property
     def context(self) -> OperationContext:
         ctx = self._context
         if ctx is None:
-            fields = self._fields
-            assert fields is not None
+            values = self._values
+            assert values is not None
+            fields = dict(zip(self.FIELDS, values, strict=True))
             start, end = fields.pop("start_ts"), fields.pop("end_ts")
             fields["start_time"] = datetime.fromtimestamp(start if start is not None else 0.0, UTC)
             fields["end_time"] = datetime.fromtimestamp(end, UTC) if end is not None else None
+            if fields["metadata"] is None:
+                fields["metadata"] = {}
+            if fields["child_ids"] is None:
+                fields["child_ids"] = set()
             ctx = self._context = build_context(**fields)
-            self._fields = None
+            self._values = None
         return ctx
 
 
@@ -337,8 +350,40 @@ class PartialResult(Generic[T]):
     completed: bool = False
     buffer: list[T] | None = field(default=None)
 
+    # Read-only mapping access with the reference's keys (its partial result is a dict):
+    # partial["count"], partial.get("buffer"), dict(partial), "completed" in partial.
+
     def __getitem__(self, key: str) -> Any:
-        """Dict-style access (``partial["count"]``) for code written against dicts."""
-        if key in ("count", "completed", "buffer"):
+        if key in _PARTIAL_KEYS:
             return getattr(self, key)
         raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in _PARTIAL_KEYS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return _PARTIAL_KEYS
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, k) for k in _PARTIAL_KEYS)
+
+    def items(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((k, getattr(self, k)) for k in _PARTIAL_KEYS)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _PARTIAL_KEYS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_PARTIAL_KEYS)
+
+    def __len__(self) -> int:
+        return len(_PARTIAL_KEYS)
+
+
+_PARTIAL_KEYS = ("count", "buffer", "completed")
+
+
+def error_text(exc: BaseException) -> str:
+    """What a record keeps of an error (``OperationContext.error``): its message, as the
+    reference stores it, or its type's name when the message is empty."""
+    return str(exc) or type(exc).__name__

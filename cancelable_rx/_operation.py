@@ -58,6 +58,7 @@ from ._models import (
     PartialResult,
     StopRequest,
     build_context,
+    error_text,
     new_id,
 )
 from ._plan import Plan, compile_plan
@@ -160,6 +161,12 @@ class ParentFired:
         return self.parent.id
 
 
+def _source_error(source: object) -> object:
+    """The ``error`` a source that failed keeps (an erroring observable), or None.  Tokens
+    are not asked: a missing attribute of a pydantic model costs microseconds."""
+    return getattr(source, "error", None) if isinstance(source, CancelationSource) else None
+
+
 class _TaskGroupHost:
     """The `SourceHost` of an operation inside ``async with``: background work runs in
     the operation's task group, which is cancelled when the operation exits."""
@@ -238,6 +245,8 @@ class Operation:
         "_child_version",
         "_hooks",
         "_registry",
+        "_quiet",
+        "_report_one",
         "_ctx",
         "_cancellation",
         "_stop",
@@ -283,6 +292,8 @@ class Operation:
     _child_version: int  # counts adoptions and releases (a record built meanwhile re-syncs)
     _hooks: Hooks | None
     _registry: OperationRegistry | None
+    _quiet: bool  # running, and no hooks and no registry: report_progress returns at once
+    _report_one: Callable[..., Any] | None  # running, and this sync callback is the only listener
     _ctx: OperationContext | None
     _cancellation: FireOnce[CancelEvent] | None
     _stop: StopRequest | None  # the first stop request (phase one), if any
@@ -351,6 +362,8 @@ class Operation:
         self._child_version = 0
         self._hooks = None
         self._registry = None
+        self._quiet = False
+        self._report_one = None
         self._ctx = None
         self._cancellation = None
         self._stop = None
@@ -586,10 +599,16 @@ class Operation:
 
         Thread-safety: any thread.  Notifications run outside the lock.
         """
-        with _DECIDING:
+        global _deciding
+        _LOCK.acquire()  # `with _DECIDING:`, inlined (the path of every cancel)
+        _deciding += 1
+        try:
             if self._fired is not None or self._state == DONE:
                 return False
             self._store_event(event)
+        finally:
+            _deciding -= 1
+            _LOCK.release()
         self._announce(event)
         return True
 
@@ -678,7 +697,7 @@ class Operation:
         plan = self._plan
         if plan is not None and plan.timeout is not None and plan.timeout.timeout_seconds <= self._timeout:
             return plan.timeout
-        return TimeoutSource(self._timeout)
+        return TimeoutSource._of(self._timeout)
 
     def _timeout_event(self) -> CancelEvent:
         """The event of a deadline that passed: our own timeout, the end of a stop's grace
@@ -1095,7 +1114,7 @@ class Operation:
                 self._scope = None
                 await self._teardown()
                 self._seal()
-                self._error = f"{type(err).__name__}: {err}"
+                self._error = error_text(err)
                 self._finish(_FAILED)
                 raise
         else:
@@ -1124,10 +1143,13 @@ class Operation:
                 if self._register_globally:
                     registry = self._registry = OperationRegistry.get_instance()
                     registry._on_enter(self)
+                self._refresh_report()  # before the start callbacks, which may add listeners
                 await self._trigger("start")
             except BaseException as err:  # e.g. KeyboardInterrupt in a start callback: leave properly
                 await self.__aexit__(type(err), err, err.__traceback__)
                 raise
+        else:
+            self._quiet = True  # cleared by whatever adds a listener, and at the seal
         return self
 
     # -- leaving ----------------------------------------------------------------------------
@@ -1165,6 +1187,8 @@ class Operation:
         common path takes no lock (the interpreter orders these reads and writes).
         """
         self._state = DONE
+        self._quiet = False
+        self._report_one = None
         if _deciding:
             _await_lock()
 
@@ -1248,6 +1272,8 @@ class Operation:
                     pass
         # The seal (inlined from _seal: the hot path).
         self._state = DONE
+        self._quiet = False
+        self._report_one = None
         if _deciding:
             _await_lock()
         if (
@@ -1276,7 +1302,7 @@ class Operation:
         """
         failure = self._failure
         if failure is not None:  # a source could not go on watching
-            self._error = f"{type(failure).__name__}: {failure}"
+            self._error = error_text(failure)
             self._finish(_FAILED)
             return _FAILED
         fired = self._fired
@@ -1293,9 +1319,9 @@ class Operation:
                 if isinstance(fired.source, CancelationSource):
                     fired.source.fire(fired.message)
             # A source that fired because it failed (an erroring observable) keeps its error.
-            cause = getattr(fired.source, "error", None)
+            cause = _source_error(fired.source)
             if isinstance(cause, BaseException):
-                self._error = f"{type(cause).__name__}: {cause}"
+                self._error = error_text(cause)
             self._finish(_CANCELLED)
             return _CANCELLED
         if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -1310,7 +1336,7 @@ class Operation:
                 self._store_sealed(CancelEvent(exc.reason, exc.message, exc))
             self._finish(_CANCELLED)
             return _CANCELLED
-        self._error = f"{type(exc).__name__}: {exc}"  # the body's error wins over a pending cancel
+        self._error = error_text(exc)  # the body's error wins over a pending cancel
         self._finish(_FAILED)
         return _FAILED
 
@@ -1327,7 +1353,7 @@ class Operation:
         own = exc_type is None or swallowed  # leaving raises the typed error if it was cancelled
         if cleanup is not None and self._failure is None:
             # the stream's source failed to close: that error ends the operation
-            self._error = f"{type(cleanup).__name__}: {cleanup}"
+            self._error = error_text(cleanup)
             self._finish(_FAILED)
             status = _FAILED
         else:
@@ -1342,7 +1368,7 @@ class Operation:
                     return exc_type is not None
                 fired = self._fired
                 assert fired is not None
-                cause = getattr(fired.source, "error", None)
+                cause = _source_error(fired.source)
                 raise error_for(fired, self) from (cause if isinstance(cause, BaseException) else exc)
         else:
             error = self._failure if self._failure is not None else cleanup if cleanup is not None else exc
@@ -1360,6 +1386,20 @@ class Operation:
         with _LOCK:
             self._store_event(event)
         self._announce(event)
+
+    def _refresh_report(self) -> None:
+        """Set the fast paths of ``report_progress`` from who listens now (loop thread):
+        ``_quiet`` if nobody does, ``_report_one`` if one sync callback is the only listener.
+        Called on entry and when a progress listener is added; the registry (when it adopts
+        the operation) and the seal turn both off."""
+        hooks = self._hooks
+        if self._state == RUNNING and self._registry is None:
+            if hooks is None or (not hooks._progress and hooks.observable is None):
+                self._quiet, self._report_one = True, None
+            else:
+                self._quiet, self._report_one = False, hooks.sole_sync_progress()
+        else:
+            self._quiet, self._report_one = False, None
 
     async def _trigger(self, kind: str, error: BaseException | None = None) -> None:
         hooks = self._hooks
@@ -1416,21 +1456,23 @@ class Operation:
                 )
             return EndedRecord(copy.status, copy.duration_seconds, self._end_ts, context=copy)
         fired = self._fired
-        fields = {
-            "id": self.id,
-            "name": self.name,
-            "status": self._status,
-            "start_ts": self._start_ts,
-            "end_ts": self._end_ts,
-            "cancel_reason": fired.reason if fired is not None else None,
-            "cancel_message": fired.message if fired is not None else None,
-            "metadata": dict(self._metadata) if self._metadata is not None else {},
-            "parent_id": self._parent.id if self._parent is not None else None,
-            "child_ids": self._child_id_set(),
-            "partial_result": partial,
-            "error": self._error,
-        }
-        return EndedRecord(self._status, self._duration(), self._end_ts, fields)
+        start, end = self._start_ts, self._end_ts
+        metadata = self._metadata
+        values = (  # in the order of EndedRecord.FIELDS; the record is built when first read
+            self._id or self.id,
+            self._name if self._name is not None else self._default_name,
+            self._status,
+            start,
+            end,
+            fired.reason if fired is not None else None,
+            fired.message if fired is not None else None,
+            dict(metadata) if metadata else None,
+            self._parent.id if self._parent is not None else None,
+            self._child_id_set() if self._children or self._recent else None,
+            partial,
+            self._error,
+        )
+        return EndedRecord(self._status, None if start is None else (end if end is not None else _now()) - start, end, values)
 
     def _progress_listening(self) -> bool:
         hooks = self._hooks

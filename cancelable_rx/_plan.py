@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .sources.base import AnyOfSource, CancelationSource
 from .sources.timeout import TimeoutSource
@@ -20,11 +19,17 @@ from .sources.timeout import TimeoutSource
 __all__ = ("EMPTY", "Plan", "compile_plan")
 
 
-@dataclass(frozen=True, slots=True)
 class Plan:
-    timeout: TimeoutSource | None
-    triggers: tuple[CancelationSource, ...]
-    needs_background: bool
+    """What entering an operation needs of its sources (read-only after compilation)."""
+
+    __slots__ = ("timeout", "triggers", "needs_background")
+
+    def __init__(
+        self, timeout: TimeoutSource | None, triggers: tuple[CancelationSource, ...], needs_background: bool
+    ) -> None:
+        self.timeout = timeout
+        self.triggers = triggers
+        self.needs_background = needs_background
 
 
 EMPTY = Plan(None, (), False)
@@ -41,6 +46,10 @@ def _deadline_timeouts(source: CancelationSource) -> list[TimeoutSource]:
 def compile_plan(sources: Sequence[CancelationSource]) -> Plan:
     if not sources:
         return EMPTY
+    if len(sources) == 1:
+        only = sources[0]
+        if not isinstance(only, (TimeoutSource, AnyOfSource)):  # the common case, no timeout to find
+            return Plan(None, (only,), only._needs_background(True))
     timeouts = [t for s in sources for t in _deadline_timeouts(s)]
     earliest = min(timeouts, key=lambda t: t.timeout_seconds) if timeouts else None
     triggers = tuple(sources)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -44,6 +45,8 @@ class Registrable(Protocol):
     """
 
     _registry: OperationRegistry | None
+    _quiet: bool
+    _report_one: Callable[..., Any] | None
 
     @property
     def id(self) -> str: ...
@@ -80,6 +83,18 @@ def _check_operation(operation: object) -> Registrable:
 
 def _check_operation_id(operation_id: object) -> str:
     return check_str(operation_id, "operation_id", "pass the operation's id, e.g. op.id")
+
+
+def _record_of(op: Registrable) -> OperationContext | None:
+    """The operation's record if it was built (its reader may have edited it), else None."""
+    return getattr(op, "_ctx", None)
+
+
+def _status_of(op: Registrable) -> OperationStatus:
+    """The status the registry goes by: the record's (users may set ``op.context.status``, as
+    in the reference), or the operation's own when no record was built."""
+    ctx = _record_of(op)
+    return ctx.status if ctx is not None else op.status
 
 
 class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
@@ -166,6 +181,15 @@ class OperationRegistry:
         with self._lock:
             self._history = deque(self._history, maxlen=value)
 
+    @property
+    def _history_limit(self) -> int:
+        """The reference's name of `max_history`."""
+        return self.max_history
+
+    @_history_limit.setter
+    def _history_limit(self, value: int) -> None:
+        self.max_history = value
+
     # -- events ------------------------------------------------------------------------
 
     def _emit(self, kind: LifecycleKind, op: Registrable, **extra: Any) -> None:
@@ -181,6 +205,8 @@ class OperationRegistry:
             self._operations[op_id] = op
             self._counts["registered"] += 1
         op._registry = self
+        op._quiet = False  # its progress reports now reach the registry's subscribers:
+        op._report_one = None  # the operation's report fast paths are off
         return True
 
     # -- hooks called by the operation (on its loop thread) ------------------------------
@@ -243,7 +269,7 @@ class OperationRegistry:
     async def register(self, operation: Registrable) -> None:
         """Register ``operation``.  It leaves the live set for history when it ends."""
         _check_operation(operation)
-        if operation.status in TERMINAL_STATUSES:
+        if _status_of(operation) in TERMINAL_STATUSES:
             fail_value("operation", "an operation that has not ended", operation, "register it before or while it runs")
         if self._add(operation) and self.events.has_subscribers:
             self._emit(LifecycleKind.REGISTERED, operation)
@@ -275,7 +301,8 @@ class OperationRegistry:
         parent_id: str | None = None,
         name_pattern: str | None = None,
     ) -> list[OperationContext]:
-        """Contexts of live operations, filtered by status, parent id and name substring."""
+        """Records (``op.context``) of live operations, filtered by status (the record's),
+        parent id and name substring (case-insensitive)."""
         return self.list_operations_sync(status, parent_id, name_pattern)
 
     async def cancel_operation(
@@ -288,6 +315,7 @@ class OperationRegistry:
         reason = check_reason(reason)
         op = self.get_operation_sync(operation_id)
         if op is None:
+            logger.debug("cancel_operation: no live operation %s", operation_id)
             return False
         await op.cancel(reason, message)
         return True
@@ -298,11 +326,19 @@ class OperationRegistry:
         reason: CancelationReason = CancelationReason.MANUAL,
         message: str | None = None,
     ) -> int:
-        """Cancel every live operation (with ``status``, if given).  Returns how many."""
-        ops = self._matching(status)
-        for op in ops:
-            await op.cancel(reason, message)
-        return len(ops)
+        """Cancel every live operation (with ``status``, its record's, if given).  Returns
+        how many were cancelled: one whose ``cancel`` raises is logged and skipped, and the
+        others are still cancelled."""
+        reason = check_reason(reason)
+        count = 0
+        for op in self._matching(status):
+            try:
+                await op.cancel(reason, message or "Bulk cancelation")
+            except Exception:
+                logger.exception("cancelable_rx: cancelling operation %s failed", op.id)
+            else:
+                count += 1
+        return count
 
     async def get_history(
         self,
@@ -317,7 +353,8 @@ class OperationRegistry:
         """Move live operations that already ended to history.  Returns how many.
 
         ``older_than`` keeps those that ended more recently; ``keep_failed`` keeps failed
-        ones live for inspection.
+        ones live for inspection.  Status and end time are read from each operation's
+        record (``op.context``), as in the reference.
         """
         if older_than is not None:
             check_instance(older_than, timedelta, "older_than", "a timedelta or None", "e.g. timedelta(minutes=5)")
@@ -326,14 +363,14 @@ class OperationRegistry:
             ops = list(self._operations.values())
         moved = 0
         for op in ops:
-            st = op.status
+            st = _status_of(op)
             if st not in TERMINAL_STATUSES or (keep_failed and st is OperationStatus.FAILED):
                 continue
             end = op.context.end_time
             if cutoff is not None and end is not None and end > cutoff:
                 continue
             self._unregister(op.id)
-            moved += 1
+            moved += 1  # as the reference: an operation removed meanwhile by another caller counts
         return moved
 
     async def get_statistics(self) -> dict[str, Any]:
@@ -369,11 +406,12 @@ class OperationRegistry:
         with self._lock:
             ops = list(self._operations.values())
         if status is not None:
-            ops = [op for op in ops if op.status is status]
+            ops = [op for op in ops if _status_of(op) is status]
         if parent_id is not None:
             ops = [op for op in ops if op.parent_id == parent_id]
-        if name_pattern is not None:
-            ops = [op for op in ops if op.name is not None and name_pattern in op.name]
+        if name_pattern:
+            pattern = name_pattern.lower()
+            ops = [op for op in ops if op.name is not None and pattern in op.name.lower()]
         return ops
 
     def list_operations_sync(
@@ -408,23 +446,27 @@ class OperationRegistry:
         return contexts
 
     def get_statistics_sync(self) -> dict[str, Any]:
-        """Thread-safe statistics: live counts by status, history counts by status, the
-        average duration of completed history entries, and lifetime totals (including
-        cancellations by reason), derived from lifecycle transitions."""
+        """Thread-safe statistics.  The reference's keys: live counts by status
+        (``active_operations``, ``active_by_status``), history counts (``history_size``,
+        ``history_by_status``), and over the completed history entries with a duration,
+        ``average_duration_seconds`` and their number, ``total_completed``.  Ours: lifetime
+        totals derived from lifecycle transitions (``total_cancelled``, ``total_failed``,
+        ``total_registered``, ``cancelled_by_reason``, ``lifetime_completed``)."""
         with self._lock:
             live = list(self._operations.values())
             history = list(self._history)
             counts = dict(self._counts)
         durations = [
-            d for r in history if r.status is OperationStatus.COMPLETED and (d := r.duration_seconds) is not None
+            d for r in history if r.status is OperationStatus.COMPLETED and (d := r.duration_seconds)
         ]
         return {
             "active_operations": len(live),
-            "active_by_status": dict(Counter(op.status.value for op in live)),
+            "active_by_status": dict(Counter(_status_of(op).value for op in live)),
             "history_size": len(history),
             "history_by_status": dict(Counter(r.status.value for r in history)),
             "average_duration_seconds": sum(durations) / len(durations) if durations else 0.0,
-            "total_completed": counts.get("completed", 0),
+            "total_completed": len(durations),
+            "lifetime_completed": counts.get("completed", 0),
             "total_cancelled": counts.get("cancelled", 0),
             "total_failed": counts.get("failed", 0),
             "total_registered": counts.get("registered", 0),
@@ -436,20 +478,32 @@ class OperationRegistry:
         operation_id: str,
         reason: CancelationReason = CancelationReason.MANUAL,
         message: str | None = None,
-    ) -> None:
-        """Cancel from any thread; returns at once (the operation hops to its loop)."""
+    ) -> bool:
+        """Cancel from any thread; returns at once (the operation hops to its loop).  True if
+        the operation was found, as `cancel_operation` returns."""
         reason = check_reason(reason)
         op = self.get_operation_sync(operation_id)
-        if op is not None:
-            op.cancel_sync(reason, message)
+        if op is None:
+            return False
+        op.cancel_sync(reason, message)
+        return True
 
     def cancel_all_sync(
         self,
         status: OperationStatus | None = None,
         reason: CancelationReason = CancelationReason.MANUAL,
         message: str | None = None,
-    ) -> None:
-        """Cancel every live operation (with ``status``, if given) from any thread."""
+    ) -> int:
+        """Cancel every live operation (with ``status``, if given) from any thread.  Returns
+        how many, as `cancel_all` does (one whose cancel raises is logged and skipped)."""
+        reason = check_reason(reason)
+        count = 0
         for op in self._matching(status):
-            op.cancel_sync(reason, message)
+            try:
+                op.cancel_sync(reason, message or "Bulk cancelation")
+            except Exception:
+                logger.exception("cancelable_rx: cancelling operation %s failed", op.id)
+            else:
+                count += 1
+        return count
 

@@ -146,6 +146,11 @@ class HubObservable(reactivex.Observable[T], Generic[T]):
             self._completions.pop(fn, None)
 
 
+_FIRE_LOCK = threading.Lock()
+"""The lock of every `FireOnce` (held for a few dict operations, never while calling out):
+one shared lock instead of one allocated per source."""
+
+
 class FireOnce(reactivex.Observable[T], Generic[T]):
     """A hot observable that emits exactly one value and completes.
 
@@ -154,12 +159,25 @@ class FireOnce(reactivex.Observable[T], Generic[T]):
     so no subscriber can miss it.
     """
 
+    _fire_lock = _FIRE_LOCK
+
     def __init__(self) -> None:
-        super().__init__()
-        self._fire_lock = threading.Lock()
+        # reactivex's Observable.__init__ sets ``_subscribe`` and makes an RLock (``lock``,
+        # which some of its operators take on their source); the lock is made on first use
+        # (see `lock`), as most sources are never subscribed to through reactivex
+        self._subscribe = None
         self._value: T | None = None
         self._fired = False
         self._listeners: dict[Listener, None] = {}
+
+    @property
+    def lock(self) -> threading.RLock:  # type: ignore[override]
+        """reactivex's per-observable lock, made on first use."""
+        lock: threading.RLock | None = self.__dict__.get("_rx_lock")
+        if lock is None:
+            with _FIRE_LOCK:
+                lock = self.__dict__.setdefault("_rx_lock", threading.RLock())
+        return lock
 
     @property
     def triggered(self) -> bool:

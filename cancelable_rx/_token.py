@@ -30,6 +30,9 @@ logger = logging.getLogger("cancelable_rx")
 TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
 
 
+_CHECK_MESSAGE = "Operation cancelled via token"
+
+
 class CancelationToken(BaseModel):
     """A thread-safe, fire-once cancelation flag that can be shared across tasks and threads.
 
@@ -69,11 +72,15 @@ class CancelationToken(BaseModel):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CancelationToken) and other.id == self.id
 
-    def __repr__(self) -> str:
-        state = f"cancelled={self.reason.value if self.reason else '?'}" if self.is_cancelled else "active"
-        return f"{type(self).__name__}(id={self.id[:8]}, {state})"
+    def __str__(self) -> str:
+        state = f"cancelled={self.reason.value if self.reason else 'unknown'}" if self.is_cancelled else "active"
+        return f"{type(self).__name__}(id={self.id}, {state})"
 
-    __str__ = __repr__
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(id={self.id!r}, is_cancelled={self.is_cancelled}, "
+            f"reason={self.reason!s}, message={self.message!r})"
+        )
 
     # -- listening (internal, used by operations and links) -------------------------
 
@@ -136,8 +143,8 @@ class CancelationToken(BaseModel):
         this loop are awaited in registration order (their errors are logged).
         """
         callbacks = self._set(check_reason(reason), check_message(message))
-        if callbacks is None:
-            return False
+        if not callbacks:  # None: it already was cancelled
+            return callbacks is not None
         for cb, handle in tuple(callbacks):
             if handle is None or handle.in_loop_thread():
                 await _call_logged(cb, self)
@@ -183,10 +190,11 @@ class CancelationToken(BaseModel):
     def check(self) -> None:
         """Raise the `CancelationError` subclass for the token's reason if cancelled.
 
-        A token cancelled with ``MANUAL`` (the default) raises ``ManualCancelation``.
+        A token cancelled with ``MANUAL`` (the default) raises ``ManualCancelation``; its
+        message is the token's, or "Operation cancelled via token" (the reference's wording).
         """
         if self.is_cancelled:
-            raise error_for(self._event())
+            raise error_for(CancelEvent(self.reason or CancelationReason.MANUAL, self.message or _CHECK_MESSAGE, self))
 
     async def check_async(self) -> None:
         """Async check: if cancelled, let a pending cancellation of the current scope

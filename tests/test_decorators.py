@@ -23,7 +23,7 @@ from cancelable_rx import (
     cancelable_with_signal,
     cancelable_with_token,
     current_operation,
-    ensure_cancelable,
+    ensure_operation,
     with_cancelable,
     with_current_operation,
     with_timeout,
@@ -147,8 +147,8 @@ async def test_with_cancelable_and_current_operation() -> None:
     assert await peek() is None
 
 
-async def test_ensure_cancelable_reuses_or_creates() -> None:
-    @ensure_cancelable
+async def test_ensure_operation_reuses_or_creates() -> None:
+    @ensure_operation
     async def work(cancelable: Cancelable | None = None) -> Cancelable | None:
         return cancelable
 

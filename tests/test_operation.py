@@ -56,7 +56,7 @@ async def test_failure_is_recorded_and_propagates() -> None:
     with pytest.raises(ValueError, match="boom"):
         async with Cancelable() as op:
             raise ValueError("boom")
-    assert op.status is OperationStatus.FAILED and op.context.error == "ValueError: boom"
+    assert op.status is OperationStatus.FAILED and op.context.error == "boom"
 
 
 async def test_body_error_with_task_group_is_not_wrapped() -> None:

@@ -183,7 +183,7 @@ async def test_a_source_that_fails_fails_the_operation(how: str) -> None:
     with anyio.fail_after(5), pytest.raises(RuntimeError, match="sensor gone"):
         async with Cancelable().add_source(_FailingSource(how)) as op:
             await anyio.sleep_forever()
-    assert op.status is OperationStatus.FAILED and op.context.error == "RuntimeError: sensor gone"
+    assert op.status is OperationStatus.FAILED and op.context.error == "sensor gone"
 
 
 # -- as_source and the operators -------------------------------------------------------------

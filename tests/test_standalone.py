@@ -200,7 +200,7 @@ async def test_a_source_failure_between_fetches_reaches_the_consumer() -> None:
         async for _ in s:
             pass
     assert s.operation.status is OperationStatus.FAILED
-    assert s.operation.context.error == "KeyboardInterrupt: from the condition"
+    assert s.operation.context.error == "from the condition"
 
 
 async def test_a_cancel_recorded_during_the_last_fetch_is_never_a_silent_end() -> None:
@@ -227,7 +227,7 @@ async def test_a_body_error_wins_over_a_pending_cancel_in_a_detached_stream_too(
     with pytest.raises(ValueError, match="source broke"):
         async for _ in s:
             pass
-    assert s.operation.status is OperationStatus.FAILED and s.operation.context.error == "ValueError: source broke"
+    assert s.operation.status is OperationStatus.FAILED and s.operation.context.error == "source broke"
 
 
 async def test_timeout_and_token_keep_the_callers_id_and_name() -> None:

@@ -276,7 +276,7 @@ async def test_a_source_whose_cleanup_raises_after_a_break_still_gets_the_whole_
             async for item in op.stream(_cleanup_raises()):
                 if item == 3:
                     break  # the stream is closed by the operation's exit, whose cleanup raises
-    assert op.status is OperationStatus.FAILED and op.context.error == "_BadCleanup: cleanup failed"
+    assert op.status is OperationStatus.FAILED and op.context.error == "cleanup failed"
     assert token.listener_count == 0 and current_operation() is None
     assert OperationRegistry.get_instance().get_operation_sync(registry_op_ids[0]) is None
     assert op.partial_result.count == 4
@@ -291,7 +291,7 @@ async def test_a_source_whose_cleanup_raises_is_reported_after_a_cancellation_to
                     break
     # the cleanup error comes out (it is what ended the operation); the cancel stays recorded
     assert op.status is OperationStatus.FAILED and not op.is_cancelled
-    assert op.cancel_reason is not None and op.context.error == "_BadCleanup: cleanup failed"
+    assert op.cancel_reason is not None and op.context.error == "cleanup failed"
 
 
 async def test_a_base_exception_from_a_source_cleanup_still_gets_the_whole_teardown() -> None:

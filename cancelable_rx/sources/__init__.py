@@ -12,7 +12,7 @@ from .base import (
     any_of,
     as_source,
 )
-from .condition import ConditionSource
+from .condition import ConditionSource, ResourceConditionSource
 from .observable import ObservableSource
 from .parent import ParentSource
 from .signal import SignalSource
@@ -25,6 +25,7 @@ __all__ = (
     "CancelationSource",
     "CompositeSource",
     "ConditionSource",
+    "ResourceConditionSource",
     "Disarm",
     "ObservableSource",
     "ParentSource",

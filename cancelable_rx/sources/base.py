@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from .._checks import check_not_empty, check_reason, fail_type
 from .._models import CancelationReason, CancelEvent
 from .._rx import FireOnce
+from ._monitoring import CancelCallback, DirectArming, monitor, run_cancel_callback
 
 __all__ = (
     "AllOfSource",
@@ -133,12 +134,49 @@ class CancelationSource(FireOnce[CancelEvent]):
     reason: CancelationReason = CancelationReason.MANUAL
     needs_background: ClassVar[bool] = False
     """True if `on_arm` calls ``host.start_soon`` (the operation then provides a task group)."""
+    # The reference's source API; class-level defaults (a source built per operation writes none).
+    scope: Any = None
+    """The scope `start_monitoring` was given (the reference's API), or None."""
+    _cancel_callback: CancelCallback | None = None
+    _monitoring_task: Any = None
+    _direct: DirectArming | None = None
+    _triggered: bool = False
+    _reference_style: ClassVar[bool] = False
+    """True for a subclass written against the reference's API (it implements
+    ``start_monitoring`` and keeps the default `on_arm`)."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._reference_style = (
+            cls.on_arm is CancelationSource.on_arm and cls.start_monitoring is not CancelationSource.start_monitoring
+        )
+
+    def __init__(self, reason: CancelationReason | str | None = None, name: str | None = None) -> None:
+        """``CancelationSource(name=...)``, or the reference's ``CancelationSource(reason, name=None)``.
+
+        ``reason`` (a `CancelationReason`) overrides the class's; a plain str in first
+        position is taken as the name.  ``name`` defaults to the class name.
+        """
         super().__init__()
+        if reason is not None and not isinstance(reason, CancelationReason):
+            if name is None and isinstance(reason, str):
+                reason, name = None, reason
+            else:
+                fail_type("reason", "a CancelationReason or None", reason, "e.g. CancelationReason.MANUAL")
+        if reason is not None:
+            self.reason = reason
         if name is not None and not isinstance(name, str):
             fail_type("name", "a str or None", name)
-        self.name = name
+        self.name: str = name or type(self).__name__
+
+    @property
+    def triggered(self) -> bool:
+        """True once the source has fired (or a reference-style source set it)."""
+        return self._fired or self._triggered
+
+    @triggered.setter
+    def triggered(self, value: bool) -> None:
+        self._triggered = bool(value)
 
     # -- firing ---------------------------------------------------------------------
 
@@ -155,9 +193,60 @@ class CancelationSource(FireOnce[CancelEvent]):
             reason = check_reason(reason)
         return self._fire_value(CancelEvent(reason or self.reason, message or self.default_message(), self))
 
+    # -- the reference's source API ------------------------------------------------------
+
     async def trigger_cancelation(self, message: str | None = None) -> None:
-        """Async spelling of `fire` (the ``hother-cancelable`` source API)."""
+        """Fire this source (the ``hother-cancelable`` source API): mark it ``triggered``,
+        run the cancel callback (sync or async; an error is logged, never raised), fire, and
+        cancel `scope` if there is one.  Nothing happens once `scope` was cancelled.
+
+        Cancellation: every operation the source is armed for is cancelled with its reason.
+        """
+        scope = self.scope
+        if scope is not None and scope.cancel_called:
+            return
+        self.triggered = True
+        callback = self._cancel_callback
+        if callback is not None:
+            await run_cancel_callback(self, callback, message or "")
         self.fire(message)
+        if scope is not None and not scope.cancel_called:
+            scope.cancel()
+
+    def set_cancel_callback(self, callback: CancelCallback) -> None:
+        """Call ``callback(reason, message)`` (sync or async) when this source triggers
+        through `trigger_cancelation`, or fires while armed by `start_monitoring`.  Errors
+        are logged, never raised."""
+        self._cancel_callback = callback
+
+    async def start_monitoring(self, scope: Any) -> None:
+        """The reference's source API: watch for this source's condition and cancel ``scope``
+        (an anyio cancel scope) when it fires.
+
+        A reference-style subclass overrides it (calling ``super()`` records ``scope``); on
+        the library's sources it arms the source for ``scope`` (background work runs in a
+        task group entered here and left by `stop_monitoring`, in the same task).  Operations
+        do not use it: they arm sources through `arm`.
+        """
+        self.scope = scope
+        if type(self)._reference_style:
+            return
+        if self._direct is not None:
+            await self._direct.stop()
+        self._direct = DirectArming(self, scope)
+        await self._direct.start()
+
+    async def stop_monitoring(self) -> None:
+        """The reference's source API: stop what `start_monitoring` started.  Idempotent."""
+        task, self._monitoring_task = self._monitoring_task, None
+        if task is not None:
+            task.cancel()
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            await direct.stop()
+
+    def __str__(self) -> str:
+        return f"{self.name}(reason={self.reason.value})"
 
     @property
     def event(self) -> CancelEvent | None:
@@ -184,12 +273,18 @@ class CancelationSource(FireOnce[CancelEvent]):
         Use ``host.start_soon`` for background work (and set ``needs_background``),
         ``host.run_soon``/``host.call`` to reach the loop from callbacks on other threads.
         Return a callable that stops the watching (idempotent, never raising), or None.
+
+        A reference-style subclass (one that implements ``start_monitoring``) keeps this
+        default: its ``start_monitoring`` and ``stop_monitoring`` run in a background task
+        of the operation (see ``_monitoring.monitor``).
         """
+        if type(self)._reference_style:
+            return monitor(self, host)
         return None
 
     def _needs_background(self, applies_deadlines: bool) -> bool:
         """Whether arming under a host with ``applies_deadlines`` starts background work."""
-        return self.needs_background
+        return self.needs_background or type(self)._reference_style
 
     def _fresh(self) -> CancelationSource:
         """An unfired copy with the same configuration (decorators build one per call)."""
@@ -214,7 +309,7 @@ class CancelationSource(FireOnce[CancelEvent]):
 
     def __repr__(self) -> str:
         state = "fired" if self._fired else "idle"
-        label = f" {self.name!r}" if self.name else ""
+        label = f" {self.name!r}" if self.name != type(self).__name__ else ""
         return f"<{type(self).__name__}{label} {state}>"
 
 
@@ -245,9 +340,13 @@ class CompositeSource(CancelationSource):
     are wrapped as sources.
     """
 
+    _default_name: ClassVar[str] = "composite"
+
     def __init__(self, *sources: object, name: str | None = None) -> None:
-        super().__init__(name)
+        super().__init__(name=name or self._default_name)
         self.sources: list[CancelationSource] = _flatten_args(sources)
+        self.triggered_source: CancelationSource | None = None
+        """The part whose event fired this composite (the last one, for all-of)."""
 
     def _part_host(self, host: SourceHost, part: CancelationSource) -> SourceHost:
         return host
@@ -262,8 +361,12 @@ class CompositeSource(CancelationSource):
         ok = self._part_applies_deadlines(applies_deadlines)
         return any(s._needs_background(ok) for s in self.sources)
 
-    def _on_part(self, event: CancelEvent) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _on_part(self, event: CancelEvent) -> None:
+        """Any-of (the reference's `CompositeSource`): the first part's event fires it."""
+        if not self._fired and isinstance(event.source, CancelationSource):
+            self.triggered_source = event.source
+            self.reason = event.reason
+        self._fire_value(event)
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
         def on_part(event: CancelEvent) -> None:  # one per arming: sharing the composite is safe
@@ -304,8 +407,7 @@ class AnyOfSource(CompositeSource):
             flat.extend(s.sources if type(s) is AnyOfSource and not s._fired else [s])
         self.sources = flat
 
-    def _on_part(self, event: CancelEvent) -> None:
-        self._fire_value(event)
+    _default_name = "any_of"
 
 
 class AllOfSource(CompositeSource):
@@ -315,8 +417,15 @@ class AllOfSource(CompositeSource):
     last makes it ``TIMEOUT``).  Timeouts inside all-of run as timer tasks.
     """
 
+    _default_name = "all_of"
+
     def _part_host(self, host: SourceHost, part: CancelationSource) -> SourceHost:
         return _NoDeadlines(host, part)
+
+    @property
+    def triggered_sources(self) -> set[CancelationSource]:
+        """The parts that have fired so far."""
+        return {s for s in self.sources if s.triggered}
 
     def _part_applies_deadlines(self, applies_deadlines: bool) -> bool:
         return False
@@ -328,6 +437,8 @@ class AllOfSource(CompositeSource):
 
     def _on_part(self, event: CancelEvent) -> None:
         if all(s.triggered for s in self.sources):
+            if isinstance(event.source, CancelationSource):
+                self.triggered_source = event.source
             reasons = ", ".join(s.event.reason.value for s in self.sources if s.event)
             self._fire_value(
                 CancelEvent(

@@ -32,26 +32,27 @@ class ObservableSource(CancelationSource):
         name: str | None = None,
     ) -> None:
         check_instance(observable, reactivex.Observable, "observable", "a reactivex Observable")
-        super().__init__(name)
+        super().__init__(name=name)
+        self._label = name or "observable"
         self.observable = observable
         self.reason = check_reason(reason)
         self._message = check_message(message)
         self.error: BaseException | None = None
 
     def _fresh(self) -> ObservableSource:
-        return ObservableSource(self.observable, self.reason, self._message, self.name)
+        return ObservableSource(self.observable, self.reason, self._message, None if self._label == "observable" else self._label)
 
     def default_message(self) -> str:
-        return self._message or f"{self.name or 'observable'} emitted"
+        return self._message or f"{self._label} emitted"
 
     def _on_error(self, error: Exception) -> None:
         self.error = error
         self._fire_value(
-            CancelEvent(CancelationReason.ERROR, f"{self.name or 'observable'} failed: {error!r}", self)
+            CancelEvent(CancelationReason.ERROR, f"{self._label} failed: {error!r}", self)
         )
 
     def _on_item(self, item: Any) -> None:
-        self.fire(self._message or f"{self.name or 'observable'} emitted {item!r}")
+        self.fire(self._message or f"{self._label} emitted {item!r}")
 
     def on_arm(self, host: SourceHost) -> Disarm | None:
         return self.observable.subscribe(on_next=self._on_item, on_error=self._on_error).dispose

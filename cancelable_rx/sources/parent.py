@@ -40,7 +40,7 @@ class ParentSource(CancelationSource):
 
     def __init__(self, operation: WatchedOperation, name: str | None = None) -> None:
         check_instance(operation, WatchedOperation, "operation", "a Cancelable")
-        super().__init__(name)
+        super().__init__(name=name)
         self.operation = operation
         self.parent_reason: CancelationReason | None = None
 

@@ -6,7 +6,7 @@ import signal as _signal
 from collections.abc import Callable
 from datetime import timedelta
 
-from .._checks import check_not_empty, check_signal, check_timeout
+from .._checks import check_signal, check_timeout
 from .._models import CancelationReason, CancelEvent
 from . import _signal_hub
 from .base import CancelationSource, Disarm, SourceHost
@@ -33,11 +33,14 @@ class SignalSource(CancelationSource):
     reason = CancelationReason.SIGNAL
 
     def __init__(self, *signals: int, name: str | None = None, graceful: float | timedelta | None = None) -> None:
-        check_not_empty(signals, "signals", "SignalSource(signal.SIGINT)")
+        """``signals``: the signal numbers to watch; none means ``SIGINT`` and ``SIGTERM``
+        (the reference's default)."""
+        if not signals:
+            signals = (_signal.SIGINT, _signal.SIGTERM)
         checked = tuple(check_signal(s) for s in signals)
         grace = check_timeout(graceful, "graceful") if graceful is not None else None
         _signal_hub.require_main_thread("with_signal()/SignalSource")
-        super().__init__(name)
+        super().__init__(name=name)
         self.signals = checked
         self.graceful = grace
         self.signal_number: int | None = None

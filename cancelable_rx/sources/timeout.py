@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
 import anyio
 
@@ -31,12 +32,44 @@ class TimeoutSource(CancelationSource):
     reason = CancelationReason.TIMEOUT
 
     def __init__(self, timeout: float | timedelta, name: str | None = None, *, grace: float | timedelta | None = None) -> None:
-        super().__init__(name)
-        self.timeout_seconds = check_timeout(timeout)
+        """``timeout``: seconds (> 0; ``math.inf`` for never) or a ``timedelta``; ``<= 0`` is
+        a ValueError (``Cancelable.with_timeout(0)`` cancels at the first checkpoint)."""
+        super().__init__(name=name)
+        self.timeout_seconds = check_timeout(timeout, allow_zero=False, lead="Timeout must be positive")
         self.grace = check_timeout(grace, "grace") if grace is not None else None
         self.triggered_at: float | None = None
+        self._deadline_time: float | None = None
+
+    @classmethod
+    def _of(cls, seconds: float) -> TimeoutSource:
+        """The source of a checked timeout of the engine (``0`` included: it is the
+        operation's, which anyio allows)."""
+        source = cls.__new__(cls)
+        CancelationSource.__init__(source)
+        source.timeout_seconds, source.grace, source.triggered_at, source._deadline_time = seconds, None, None, None
+        return source
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """The timeout in seconds (the reference's name of `timeout_seconds`).  It hides
+        reactivex's ``timeout`` operator on this class, as the reference names it so."""
+        return self.timeout_seconds
+
+    async def start_monitoring(self, scope: Any) -> None:
+        """The reference's source API: give ``scope`` (an anyio cancel scope) this timeout as
+        its deadline, from now."""
+        self.scope = scope
+        self._deadline_time = anyio.current_time() + self.timeout_seconds
+        scope.deadline = self._deadline_time
+
+    async def stop_monitoring(self) -> None:
+        """The reference's source API: ``triggered`` tells whether the deadline passed."""
+        if self._deadline_time is not None and anyio.current_time() >= self._deadline_time:
+            self.triggered = True
 
     def _fresh(self) -> TimeoutSource:
+        if self.timeout_seconds <= 0:
+            return TimeoutSource._of(self.timeout_seconds)
         return TimeoutSource(self.timeout_seconds, self.name, grace=self.grace)
 
     def default_message(self) -> str:

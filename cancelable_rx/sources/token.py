@@ -21,7 +21,7 @@ class TokenSource(CancelationSource):
 
     def __init__(self, token: CancelationToken, name: str | None = None) -> None:
         check_instance(token, CancelationToken, "token", "a CancelationToken")
-        super().__init__(name)
+        super().__init__(name=name)
         self.token = token
 
     def _fresh(self) -> TokenSource:
