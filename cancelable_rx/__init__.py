@@ -47,6 +47,7 @@ from ._models import (
     ProgressEvent,
     StopRequest,
 )
+from ._operation import current as _current_operation  # noqa: F401 - the reference's private context variable (its tests read it)
 from ._reference import ContextBridge, LinkState, get_logger
 from ._registry import DEFAULT_MAX_HISTORY, LifecycleEvent, LifecycleKind, OperationRegistry
 from ._rx import ObservableIterator, observe, to_observable

@@ -121,6 +121,7 @@ from . import (
     with_timeout,
 )
 from . import Cancelable as _MainCancelable
+from . import _current_operation as _current_operation  # the reference's private name
 
 __all__ = (
     "Cancelable",
