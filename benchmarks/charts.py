@@ -196,11 +196,12 @@ def speed_claim(results: dict[str, dict[str, Any]]) -> str:
     for case, what in (
         ("bare Cancelable()", "entering and leaving an operation costs"),
         ("with_timeout(30)", "one with a timeout"),
+        ("with_condition(f, 0.01)", "one with a polled condition"),
     ):
         a, t = _row(core, "asyncio", case), _row(core, "trio", case)
         if a and t:
-            parts.append(f"{what} {a['value']:.2f}x / {t['value']:.2f}x")
-    text = "On asyncio / trio, " + ", ".join(parts) + " a raw anyio cancel scope"
+            parts.append(f"{what} {a['value']:.2f}x / {t['value']:.2f}x {a['baseline_label']}")
+    text = "On asyncio / trio, " + ", ".join(parts) + " (raw anyio)"
     vs = results.get("vs_hother")
     if vs is not None:
         speedups = [r["extra"]["hother"] / r["ours"] for r in vs["rows"]]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gc
 import threading
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
 import pytest
 from aiostream import pipe
+from aiostream import stream as aiostream_stream
 
 from cancelable_rx import (
     Cancelable,
@@ -23,6 +25,7 @@ from cancelable_rx import (
     PartialResult,
     ProgressEvent,
     TimeoutCancelation,
+    cancelable_stream,
     current_operation,
 )
 
@@ -320,3 +323,29 @@ async def test_a_stream_of_an_already_cancelled_operation_still_closes_its_sourc
             async for _ in op.stream(source):
                 pytest.fail("no item after a cancel")  # pragma: no cover
     assert source.ag_frame is None  # closed (an async generator's frame is released when it closes)
+
+
+async def test_an_aiostream_stream_is_iterated_inside_its_context_and_closed() -> None:
+    """aiostream warns when a streamer is iterated outside its context: the stream enters
+    it, and exits it (closing the source) when the consumer leaves early."""
+    closed: list[str] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                yield i
+                await anyio.lowlevel.checkpoint()
+        finally:
+            closed.append("closed")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Streamer is iterated outside of its context" fails the test
+        async with Cancelable() as op:
+            async for x in op.stream(aiostream_stream.iterate(numbers())):
+                if x == 3:
+                    break
+        assert closed == ["closed"]
+        assert op.partial_result is not None and op.partial_result.count == 4
+        closed.clear()
+        seen = [x async for x in cancelable_stream(aiostream_stream.iterate(numbers()), timeout=5)]
+    assert seen == list(range(100)) and closed == ["closed"]

@@ -58,7 +58,7 @@ async def test_cross_thread_cancels_are_never_lost_nor_split() -> None:
         if e.kind in (LifecycleKind.COMPLETED, LifecycleKind.CANCELLED, LifecycleKind.FAILED)
         else None
     )
-    outcomes = {"completed": 0, "cancelled": 0}
+    outcomes = {"completed": 0, "cancelled": 0, "cancelled while not waiting": 0}
     try:
         for i in range(CANCELS):
             use_token = i % 3 == 0
@@ -99,6 +99,8 @@ async def test_cross_thread_cancels_are_never_lost_nor_split() -> None:
                 assert op.cancel_reason is CancelationReason.MANUAL and ctx.cancel_reason is CancelationReason.MANUAL
                 assert finals[op.id] is LifecycleKind.CANCELLED
                 outcomes["cancelled"] += 1
+                if shape != 3:
+                    outcomes["cancelled while not waiting"] += 1
             if token is not None:
                 assert token.listener_count == 0
             await registry.unregister(op.id)
@@ -107,5 +109,8 @@ async def test_cross_thread_cancels_are_never_lost_nor_split() -> None:
             jobs.put(None)
         for t in threads:
             t.join(5)
-    # The landing points really spread over both sides of the seal.
-    assert outcomes["completed"] > CANCELS // 20 and outcomes["cancelled"] > CANCELS // 4, outcomes
+    # The landing points really spread over both sides of the seal: bodies that end on their
+    # own are both cancelled and not (bounds loose enough for a loaded machine, where the
+    # canceller threads run later and more bodies complete first).
+    assert outcomes["completed"] > CANCELS // 20, outcomes
+    assert outcomes["cancelled while not waiting"] > CANCELS // 50, outcomes

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
+from aiostream.aiter_utils import AsyncIteratorContext
 
 from .._checks import check_positive_int, fail_type
 from .._models import PartialResult
@@ -65,7 +66,7 @@ class FusedIterator(Generic[T]):
 
     __slots__ = (
         "_op", "_src", "_sync", "_count", "_buf", "_every", "_next_report", "_next_cp",
-        "_state", "_detached", "_started", "_src_closed", "_agen", "stop",
+        "_state", "_detached", "_started", "_src_closed", "_agen", "_context", "stop",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +91,7 @@ class FusedIterator(Generic[T]):
         self._started = False
         self._src_closed = False
         self._agen: Any = None
+        self._context = False  # an aiostream streamer this iterator entered (and exits on close)
         # set by the operation: True when it records a cancellation, SOFT_STOP on a stop request
         self.stop: bool | str = False
 
@@ -116,6 +118,7 @@ class FusedIterator(Generic[T]):
         completed = False
         src = self._src if not self._sync else _sync_items(self._src)
         try:
+            await self._enter_context()
             if self.stop:  # stopped before the first item: the source is still closed below
                 if self.stop is SOFT_STOP:
                     return
@@ -192,6 +195,7 @@ class FusedIterator(Generic[T]):
             op._begin_detached()
             op._attach_stream(self)
             self._agen = self._fetcher()
+            await self._enter_context()
         if self._state:
             raise StopAsyncIteration
         if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
@@ -292,10 +296,21 @@ class FusedIterator(Generic[T]):
         self._end(False)
         await self._close_source()
 
+    async def _enter_context(self) -> None:
+        """An aiostream ``Stream`` gives a streamer that must be iterated inside its context
+        (aiostream warns otherwise): enter it here; `_close_source` exits it."""
+        src = self._src
+        if isinstance(src, AsyncIteratorContext) and src._state == AsyncIteratorContext._STANDBY:
+            await src.__aenter__()
+            self._context = True
+
     async def _close_source(self) -> None:
         if self._src_closed:
             return
         self._src_closed = True
+        if self._context:  # exiting an aiostream streamer closes its generator
+            await self._src.__aexit__(None, None, None)
+            return
         close = getattr(self._src, "aclose", None)
         if close is not None:
             await close()
