@@ -1141,10 +1141,13 @@ class Operation:
         if self._register_globally or self._hooks is not None:
             try:
                 if self._register_globally:
-                    registry = self._registry = OperationRegistry.get_instance()
-                    registry._on_enter(self)
-                self._refresh_report()  # before the start callbacks, which may add listeners
-                await self._trigger("start")
+                    registry = self._registry = OperationRegistry._instance or OperationRegistry.get_instance()
+                    registry._on_enter(self)  # (which turns the report fast paths off)
+                hooks = self._hooks
+                if hooks is not None:
+                    if self._registry is None:
+                        self._refresh_report()  # before the start callbacks, which may add listeners
+                    await self._trigger("start")
             except BaseException as err:  # e.g. KeyboardInterrupt in a start callback: leave properly
                 await self.__aexit__(type(err), err, err.__traceback__)
                 raise

@@ -97,6 +97,9 @@ def _status_of(op: Registrable) -> OperationStatus:
     return ctx.status if ctx is not None else op.status
 
 
+_STATUS_KEY = {status: status.value for status in OperationStatus}  # (an enum's .value is a slow property)
+
+
 class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
     """What happened to an operation."""
 
@@ -236,11 +239,14 @@ class OperationRegistry:
         (registered with `register`) it stays listed until `unregister` or `cleanup_completed`,
         as in the reference package."""
         status = op.status
+        op_id = op.id
         with self._lock:
-            self._counts[status.value] += 1
-            if status is OperationStatus.CANCELLED and op.cancel_reason is not None:
-                self._counts["reason:" + op.cancel_reason.value] += 1
-            removed = leave and self._operations.pop(op.id, None) is not None
+            self._counts[_STATUS_KEY[status]] += 1
+            if status is OperationStatus.CANCELLED:
+                reason = op.cancel_reason
+                if reason is not None:
+                    self._counts["reason:" + reason.value] += 1
+            removed = leave and self._operations.pop(op_id, None) is not None
             if removed:
                 self._to_history(op)
         if self.events.has_subscribers:
