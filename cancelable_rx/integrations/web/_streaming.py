@@ -1,8 +1,8 @@
 """`cancelable_streaming_response`: a streaming response that stops producing when the
 client disconnects, the deadline passes or a token is cancelled.
 
-The body is a *detached* stream (like `cancelable_stream`): its operation opens a cancel
-scope around each fetch from the source only, never around the ``yield`` that hands a chunk
+The body is a *detached* stream (``cancelable_stream(source, operation=op)``): its
+operation opens a cancel scope around each fetch from the source only, never around the ``yield`` that hands a chunk
 to the server, so a cancellation never lands in the server's own code and trio's cancel
 scope stack stays intact.
 """
@@ -26,9 +26,9 @@ from cancelable_rx import (
     OperationStatus,
     ParentCancelation,
     PartialResult,
+    cancelable_stream,
 )
 from cancelable_rx._checks import fail_type, fail_value
-from cancelable_rx.streaming._iterator import FusedIterator
 
 from ._connection import current_connection
 from ._request import new_request_operation
@@ -130,7 +130,7 @@ async def cancelable_streaming_response(
     conn = current_connection.get()
     if conn is not None:
         op.add_source(conn.operation.token)
-    stream: CancelableStream[Any] = CancelableStream(FusedIterator(op, generator, None, buffer_partial, detached=True))
+    stream: CancelableStream[Any] = cancelable_stream(generator, buffer_partial=buffer_partial, operation=op)
     body = _body(stream, media_type.startswith("text/event-stream"))
     response = CancelableStreamingResponse(
         body, status_code=status_code, headers=headers, media_type=media_type, background=background

@@ -1,0 +1,150 @@
+"""``cancelable_stream(..., operation=op)``: a stream run under an operation the caller made
+(not entered), with the detached cursor semantics of every ``cancelable_stream``; on
+asyncio and trio."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from cancelable_rx import (
+    Cancelable,
+    CancelationReason,
+    CancelationToken,
+    ManualCancelation,
+    OperationRegistry,
+    OperationStatus,
+    TimeoutCancelation,
+    cancelable_stream,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class Source:
+    """An async generator source that records whether it was closed."""
+
+    def __init__(self, n: int, delay: float = 0.0) -> None:
+        self.n, self.delay, self.closed = n, delay, False
+
+    async def gen(self) -> AsyncIterator[int]:
+        try:
+            for i in range(self.n):
+                if self.delay:
+                    await anyio.sleep(self.delay)
+                yield i
+        finally:
+            self.closed = True
+
+
+async def test_the_stream_runs_the_given_operation_to_completion() -> None:
+    op = Cancelable(name="rows")
+    counts: list[int] = []
+    s = cancelable_stream(
+        Source(5).gen(), operation=op, buffer_partial=True, report_interval=2, on_progress=lambda n, _: counts.append(n)
+    )
+    assert s.operation is op and op.status is OperationStatus.PENDING  # started by the first item request
+    assert [x async for x in s] == [0, 1, 2, 3, 4]
+    assert op.status is OperationStatus.COMPLETED and op.name == "rows"
+    assert op.partial_result is not None
+    assert (op.partial_result.count, op.partial_result.completed, op.partial_result.buffer) == (5, True, [0, 1, 2, 3, 4])
+    assert counts == [2, 4]
+
+
+async def test_the_given_operations_timeout_counts_from_the_first_item_and_stops_the_stream() -> None:
+    op = Cancelable.with_timeout(0.1, name="slow feed")
+    src = Source(1000, delay=0.01)
+    s = cancelable_stream(src.gen(), operation=op)
+    await anyio.sleep(0.15)  # longer than the timeout, before the stream starts: nothing runs yet
+    seen = 0
+    start = anyio.current_time()
+    with anyio.fail_after(5), pytest.raises(TimeoutCancelation):
+        async for _ in s:
+            seen += 1
+    assert 0.05 < anyio.current_time() - start < 2
+    assert seen > 0
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+    assert op.partial_result is not None and op.partial_result.count == seen
+    assert src.closed
+
+
+async def test_a_source_added_to_the_given_operation_interrupts_a_pending_fetch() -> None:
+    token = CancelationToken()
+    op = Cancelable(name="feed").add_source(token)
+    src = Source(10, delay=10)  # each item takes 10 s: the cancel lands inside the fetch
+
+    async def cancel_soon() -> None:
+        await anyio.sleep(0.05)
+        await token.cancel(message="client left")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_soon)
+            with pytest.raises(ManualCancelation, match="client left"):
+                async for _ in cancelable_stream(src.gen(), operation=op):
+                    pass  # pragma: no cover
+    assert op.status is OperationStatus.CANCELLED and op.cancel_message is not None
+    assert "client left" in op.cancel_message
+    assert src.closed
+
+
+async def test_a_child_of_a_running_operation_inherits_its_deadline() -> None:
+    async with Cancelable.with_timeout(30, name="request") as request:
+        op = Cancelable(name="body", parent=request)
+        left = [op.remaining() async for _ in cancelable_stream(Source(3).gen(), operation=op)]
+        assert all(0 < seconds <= 30 for seconds in left)  # the parent's deadline, not inf
+        assert op.status is OperationStatus.COMPLETED and op.parent is request
+
+
+async def test_a_plain_break_ends_the_given_operation_and_closes_the_source() -> None:
+    op = Cancelable()
+    src = Source(100)
+    async for item in cancelable_stream(src.gen(), operation=op, buffer_partial=True):
+        if item == 2:
+            break  # no aclosing
+    with anyio.fail_after(5):
+        while not src.closed:  # ended and closed in the background, on the loop
+            await anyio.lowlevel.checkpoint()
+    assert op.status is OperationStatus.COMPLETED
+    assert op.partial_result is not None and op.partial_result.buffer == [0, 1, 2]
+    assert not op.partial_result.completed
+
+
+async def test_the_given_operation_is_tracked_by_the_registry_while_it_streams() -> None:
+    registry = OperationRegistry.get_instance()
+    op = Cancelable(name="tracked stream 7f3a", register_globally=True)
+    seen_running = []
+    async for _ in cancelable_stream(Source(3).gen(), operation=op):
+        seen_running.append([o.id for o in registry.list_operations_sync(name_pattern="tracked stream 7f3a")])
+    assert seen_running == [[op.id]] * 3
+    assert registry.list_operations_sync(name_pattern="tracked stream 7f3a") == []
+    assert op.remaining() == math.inf and op.status is OperationStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"timeout": 1}, {"token": CancelationToken()}, {"operation_id": "x"}, {"name": "x"}],
+    ids=["timeout", "token", "operation_id", "name"],
+)
+async def test_configuring_both_the_stream_and_the_given_operation_is_refused(kwargs: dict[str, object]) -> None:
+    param = next(iter(kwargs))
+    with pytest.raises(ValueError, match=f"`{param}` must be None when operation= is given"):
+        cancelable_stream(Source(1).gen(), operation=Cancelable(), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_operation_runs_once() -> None:
+    async with Cancelable() as entered:
+        with pytest.raises(ValueError, match="has not been entered"):
+            cancelable_stream(Source(1).gen(), operation=entered)
+    op = Cancelable()
+    assert [x async for x in cancelable_stream(Source(2).gen(), operation=op)] == [0, 1]
+    with pytest.raises(ValueError, match="has not been entered"):
+        cancelable_stream(Source(2).gen(), operation=op)  # already streamed (and ended)
+
+
+async def test_operation_must_be_a_cancelable() -> None:
+    with pytest.raises(TypeError, match="`operation` must be a Cancelable or None"):
+        cancelable_stream(Source(1).gen(), operation=CancelationToken())  # type: ignore[arg-type]
