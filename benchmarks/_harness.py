@@ -69,7 +69,7 @@ async def compare(ours: Loop, base: Loop, n: int, rounds: int, warmup: bool = Tr
     return statistics.median(a), statistics.median(b)
 
 
-def _fmt_time(seconds: float) -> str:
+def fmt_time(seconds: float) -> str:
     if abs(seconds) >= 1e-3:
         return f"{seconds * 1e3:.2f} ms"
     if abs(seconds) >= 1e-6:
@@ -79,15 +79,15 @@ def _fmt_time(seconds: float) -> str:
 
 def format_row(row: Row) -> str:
     verdict = "ok" if row.ok else "MISSED"
-    base = _fmt_time(row.baseline) if row.baseline is not None else "–"
-    ours = _fmt_time(row.ours) if row.unit == "s" else f"{row.ours:.3g} {row.unit}"
+    base = fmt_time(row.baseline) if row.baseline is not None else "–"
+    ours = fmt_time(row.ours) if row.unit == "s" else f"{row.ours:.3g} {row.unit}"
     if row.kind == "ratio":
         if row.unit != "s" and row.baseline is not None:
             base = f"{row.baseline:.3g} {row.unit}"
         return f"| {row.case} | {ours} | {base} | {row.value:.2f}x | <= {row.target}x {verdict} |"
     if row.kind == "delta":
-        return f"| {row.case} | {ours} | {base} | +{_fmt_time(row.value)} | <= +{_fmt_time(row.target)} {verdict} |"
-    return f"| {row.case} | {ours} | – | – | <= {_fmt_time(row.target)} {verdict} |"
+        return f"| {row.case} | {ours} | {base} | +{fmt_time(row.value)} | <= +{fmt_time(row.target)} {verdict} |"
+    return f"| {row.case} | {ours} | – | – | <= {fmt_time(row.target)} {verdict} |"
 
 
 def print_table(backend: str, rows: list[Row], note: str = "") -> None:

@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from _harness import fmt_time
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 IMAGES = ROOT / "docs" / "images"
@@ -52,17 +54,9 @@ def load() -> dict[str, dict[str, Any]]:
     return results
 
 
-def _fmt_seconds(seconds: float) -> str:
-    if abs(seconds) >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    if abs(seconds) >= 1e-6:
-        return f"{seconds * 1e6:.2f} µs"
-    return f"{seconds * 1e9:.0f} ns"
-
-
 def _fmt_value(row: dict[str, Any], value: float) -> str:
     unit = row.get("unit", "s")
-    return _fmt_seconds(value) if unit == "s" else f"{value:.3g} {unit}"
+    return fmt_time(value) if unit == "s" else f"{value:.3g} {unit}"
 
 
 # -- SVG -----------------------------------------------------------------------------
@@ -159,7 +153,7 @@ def table(bench: str, data: dict[str, Any]) -> str:
         for r in data["rows"]:
             h = r["extra"]["hother"]
             lines.append(
-                f"| {r['backend']} | {r['case']} | {_fmt_seconds(r['ours'])} | {_fmt_seconds(h)} | {_fmt_seconds(r['baseline'])} "
+                f"| {r['backend']} | {r['case']} | {fmt_time(r['ours'])} | {fmt_time(h)} | {fmt_time(r['baseline'])} "
                 f"| {r['value']:.2f}x | {h / r['baseline']:.2f}x | {h / r['ours']:.1f}x |"
             )
         return "\n".join(lines) + "\n"
@@ -173,7 +167,7 @@ def table(bench: str, data: dict[str, Any]) -> str:
         if r["kind"] == "ratio":
             value, target = f"{r['value']:.2f}x", f"≤ {r['target']}x {verdict}"
         elif r["kind"] == "delta":
-            value, target = f"+{_fmt_seconds(r['value'])}", f"≤ +{_fmt_seconds(r['target'])} {verdict}"
+            value, target = f"+{fmt_time(r['value'])}", f"≤ +{fmt_time(r['target'])} {verdict}"
         else:
             value, target = "–", f"≤ {_fmt_value(r, r['target'])} {verdict}"
         lines.append(f"| {r['backend']} | {r['case']} | {_fmt_value(r, r['ours'])} | {base} | {value} | {target} |")
