@@ -1,13 +1,20 @@
 """Web benchmark: the cost of RequestCancelationMiddleware on uvicorn, and how fast a
 client's disconnect cancels the request's operation.
 
-Run:  .venv/bin/python benchmarks/bench_web.py [--quick]
+Run:  .venv/bin/python benchmarks/bench_web.py [--quick] [--rounds N] [--seconds S]
 
-* **Overhead.** Two uvicorn servers (subprocesses, one core's worth each at most) serve the
-  same trivial Starlette endpoint, one behind the middleware.  A local load generator (raw
-  HTTP/1.1 keep-alive over asyncio streams, many connections, bounded in time) loads them
-  in interleaved rounds (plain, middleware, plain, ...); requests/s are compared by their
-  medians.  Target: the middleware costs at most 5%.
+* **Overhead.** uvicorn servers (one subprocess each) serve the same trivial endpoint, with
+  and without the middleware: a Starlette app (``PlainTextResponse("ok")``), the same
+  Starlette app with ``default_timeout=30`` (a deadline per request), and a FastAPI app
+  (``return {"ok": True}``).  On a machine with two cores or more the servers are pinned
+  to one core and the load generator to another, so the load generator never competes
+  with the server it measures.  The load generator (asyncio protocols, HTTP/1.1
+  keep-alive, one request in flight per connection, each round bounded in time) loads the
+  servers in interleaved rounds (plain, middleware, middleware, plain, ...: each pair in
+  both orders); requests/s are compared by their medians.  Each round also reads the
+  server's CPU time (``/proc``): CPU µs per request and how busy the server was (near 100%
+  means the server, not the load generator, set the pace).  Target: the middleware costs
+  at most 5% of the requests/s.
 * **Disconnect latency.** The client starts a streaming request, reads its first chunk,
   closes the socket and notes the time (``time.monotonic``, system-wide); the server notes
   the time the request's operation recorded its cancellation (its ``cancellation``
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -30,11 +38,16 @@ from typing import Any
 
 TARGET_OVERHEAD = 0.05
 TARGET_LATENCY = 0.005
+CASES = (
+    ("starlette", "trivial Starlette endpoint"),
+    ("starlette-deadline", "the same, `default_timeout=30`"),
+    ("fastapi", "trivial FastAPI endpoint"),
+)
 
 
-# -- the server (run in a subprocess: python bench_web.py --serve plain|middleware PORT) --
+# -- the server (run in a subprocess: python bench_web.py --serve CASE plain|middleware PORT) --
 
-def build(kind: str) -> Any:
+def build(case: str, kind: str) -> Any:
     import anyio
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -42,6 +55,19 @@ def build(kind: str) -> Any:
     from starlette.routing import Route
 
     from cancelable_rx.integrations.web import RequestCancelationMiddleware, get_request_operation
+
+    if case == "fastapi":
+        from fastapi import FastAPI
+
+        api = FastAPI()
+
+        @api.get("/")
+        async def root() -> dict[str, bool]:
+            return {"ok": True}
+
+        if kind == "middleware":
+            api.add_middleware(RequestCancelationMiddleware)
+        return api
 
     cancelled: dict[str, float] = {}
 
@@ -64,44 +90,73 @@ def build(kind: str) -> Any:
         return JSONResponse(cancelled)
 
     app = Starlette(routes=[Route("/", hello), Route("/wait", wait), Route("/latencies", latencies)])
-    return RequestCancelationMiddleware(app) if kind == "middleware" else app
+    if kind != "middleware":
+        return app
+    return RequestCancelationMiddleware(app, default_timeout=30 if case == "starlette-deadline" else None)
 
 
-def serve(kind: str, port: int) -> None:
+def serve(case: str, kind: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(build(kind), host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
+    app = build(case, kind)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
 
 
-# -- the client ------------------------------------------------------------------------
+# -- the load generator ------------------------------------------------------------------
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
 
-async def _connection(port: int, until: float, counts: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    done = 0
-    try:
-        while time.monotonic() < until:
-            writer.write(REQUEST)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            done += 1
-    finally:
-        counts.append(done)
-        writer.close()
+class _Client(asyncio.Protocol):
+    """One keep-alive connection: sends a request, reads the response, sends the next one
+    until ``until`` (the load generator's own cost per request stays small)."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.done = 0
+        self.buffer = b""
+        self.finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(REQUEST)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(buffer) < end + 4 + length:
+                break
+            buffer = buffer[end + 4 + length :]
+            self.done += 1
+            if time.monotonic() < self.until:
+                self.transport.write(REQUEST)  # type: ignore[union-attr]
+            else:
+                self.transport.close()  # type: ignore[union-attr]
+                break
+        self.buffer = buffer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.finished.done():
+            self.finished.set_result(self.done)
 
 
 async def load(port: int, seconds: float, connections: int) -> float:
     """Requests per second over ``seconds``, ``connections`` keep-alive connections."""
-    counts: list[int] = []
+    loop = asyncio.get_running_loop()
     start = time.monotonic()
-    await asyncio.gather(*(_connection(port, start + seconds, counts) for _ in range(connections)))
-    return sum(counts) / (time.monotonic() - start)
+    clients = [
+        (await loop.create_connection(lambda: _Client(start + seconds), "127.0.0.1", port))[1]
+        for _ in range(connections)
+    ]
+    done = sum(await asyncio.gather(*(client.finished for client in clients)))
+    return done / (time.monotonic() - start)
 
 
 async def disconnect_latencies(port: int, n: int) -> list[float]:
@@ -123,65 +178,137 @@ async def disconnect_latencies(port: int, n: int) -> list[float]:
     return [seen[k] - t for k, t in closed.items() if k in seen] + [float("inf")] * (n - len(seen))
 
 
+# -- the run -----------------------------------------------------------------------------
+
+def _cores() -> tuple[set[int] | None, set[int] | None]:
+    """(the servers' cores, the load generator's), or (None, None) when pinning is not
+    possible (fewer than two cores, or no ``sched_setaffinity``)."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None, None
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The user + system CPU time of process ``pid`` (Linux ``/proc``), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _start(kind: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)])
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"the {kind} server did not start") from None
-            time.sleep(0.05)
+class _Server:
+    def __init__(self, case: str, kind: str, cores: set[int] | None) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", case, kind, str(self.port)])
+        if cores is not None:
+            os.sched_setaffinity(self.proc.pid, cores)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.proc.kill()
+                    raise RuntimeError(f"the {case}/{kind} server did not start") from None
+                time.sleep(0.05)
+
+    def round(self, seconds: float, connections: int) -> tuple[float, float | None, float | None]:
+        """One round: (requests/s, server CPU µs per request, server CPU busy fraction)."""
+        cpu0, t0 = _cpu_seconds(self.proc.pid), time.monotonic()
+        rate = asyncio.run(load(self.port, seconds, connections))
+        cpu1, t1 = _cpu_seconds(self.proc.pid), time.monotonic()
+        if cpu0 is None or cpu1 is None:
+            return rate, None, None
+        return rate, (cpu1 - cpu0) / (rate * (t1 - t0)) * 1e6, (cpu1 - cpu0) / (t1 - t0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="shorter rounds (less precise)")
-    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (less precise)")
+    parser.add_argument("--rounds", type=int, help="rounds per server (even; default 8, quick 4)")
+    parser.add_argument("--seconds", type=float, help="seconds per round (default 2, quick 1)")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument("--serve", nargs=3, metavar=("CASE", "KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return 0
-    seconds, rounds, connections = (1.0, 3, 16) if args.quick else (2.0, 5, 32)
-    servers = {kind: _start(kind) for kind in ("plain", "middleware")}
+    rounds = args.rounds or (4 if args.quick else 8)
+    seconds = args.seconds or (1.0 if args.quick else 2.0)
+    connections = args.connections
+    server_cores, client_cores = _cores()
+    if client_cores is not None:
+        os.sched_setaffinity(0, client_cores)
+    servers = {(case, kind): _Server(case, kind, server_cores) for case, _ in CASES for kind in ("plain", "middleware")}
+    results: dict[tuple[str, str], list[tuple[float, float | None, float | None]]] = {key: [] for key in servers}
     try:
-        rates: dict[str, list[float]] = {"plain": [], "middleware": []}
-        for kind in rates:  # warm up
-            asyncio.run(load(servers[kind][1], 0.3, connections))
-        for _ in range(rounds):
-            for kind in rates:
-                rates[kind].append(asyncio.run(load(servers[kind][1], seconds, connections)))
-        latencies = asyncio.run(disconnect_latencies(servers["middleware"][1], 30 if args.quick else 100))
+        for server in servers.values():  # warm up
+            server.round(0.5, connections)
+        for i in range(rounds):
+            for case, _ in CASES:
+                order = ("plain", "middleware") if i % 4 in (0, 3) else ("middleware", "plain")
+                for kind in order:
+                    results[case, kind].append(servers[case, kind].round(seconds, connections))
+        latencies = asyncio.run(disconnect_latencies(servers["starlette", "middleware"].port, 30 if args.quick else 100))
     finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(10)
-    plain, wrapped = statistics.median(rates["plain"]), statistics.median(rates["middleware"])
-    overhead = 1 - wrapped / plain
+        for server in servers.values():
+            server.stop()
+
+    pinned = (
+        f"servers on core {sorted(server_cores)}, load generator on {sorted(client_cores)}"
+        if server_cores and client_cores
+        else "not pinned"
+    )
+    print(f"python {sys.version.split()[0]}; uvicorn (h11, asyncio); {connections} keep-alive connections; "
+          f"{rounds} interleaved rounds of {seconds:g} s per server; {pinned}")
+    print("\n| case | requests/s with middleware | without | cost (requests/s) | server CPU µs/request "
+          "with / without | server busy | target |\n|---|---:|---:|---:|---:|---:|---:|")
+    ok = True
+    for case, label in CASES:
+        plain, wrapped = results[case, "plain"], results[case, "middleware"]
+        rate_p, rate_m = statistics.median(r[0] for r in plain), statistics.median(r[0] for r in wrapped)
+        cpu_p, cpu_m = _median([r[1] for r in plain]), _median([r[1] for r in wrapped])
+        busy = _median([r[2] for r in plain + wrapped])
+        overhead = 1 - rate_m / rate_p
+        met = overhead <= TARGET_OVERHEAD
+        ok = ok and met
+        cpu = f"{cpu_m:.1f} / {cpu_p:.1f} ({cpu_m / cpu_p - 1:+.1%})" if cpu_m and cpu_p else "–"
+        print(f"| {label} | {rate_m:,.0f} | {rate_p:,.0f} | {overhead:+.1%} | {cpu} | "
+              f"{busy:.0%} | <= {TARGET_OVERHEAD:.0%} {'ok' if met else 'MISSED'} |" if busy is not None else
+              f"| {label} | {rate_m:,.0f} | {rate_p:,.0f} | {overhead:+.1%} | {cpu} | – | "
+              f"<= {TARGET_OVERHEAD:.0%} {'ok' if met else 'MISSED'} |")
     median_latency = statistics.median(latencies)
-    ok_overhead = overhead <= TARGET_OVERHEAD
     ok_latency = median_latency < TARGET_LATENCY
-    print(f"python {sys.version.split()[0]}; uvicorn, {connections} keep-alive connections, "
-          f"{rounds} rounds of {seconds:.0f} s each side")
-    print("\n| case | with middleware | without | result | target |\n|---|---:|---:|---:|---:|")
-    print(f"| trivial endpoint, requests/s (median) | {wrapped:,.0f} | {plain:,.0f} | "
-          f"{overhead * 100:+.1f}% cost | <= {TARGET_OVERHEAD * 100:.0f}% {'ok' if ok_overhead else 'MISSED'} |")
     p90 = sorted(latencies)[int(len(latencies) * 0.9)]
-    print(f"| disconnect -> operation cancelled (median, p90) | {median_latency * 1e3:.2f} ms, {p90 * 1e3:.2f} ms | – | "
-          f"{len(latencies)} disconnects | < {TARGET_LATENCY * 1e3:.0f} ms {'ok' if ok_latency else 'MISSED'} |")
-    print(f"\nrounds (requests/s): plain {[round(r) for r in rates['plain']]}, "
-          f"middleware {[round(r) for r in rates['middleware']]}")
-    return 0 if ok_overhead and ok_latency else 1
+    print(f"\n| disconnect -> operation cancelled | median {median_latency * 1e3:.2f} ms, p90 {p90 * 1e3:.2f} ms "
+          f"({len(latencies)} disconnects) | < {TARGET_LATENCY * 1e3:.0f} ms {'ok' if ok_latency else 'MISSED'} |")
+    print("\nrounds (requests/s):")
+    for case, _ in CASES:
+        for kind in ("plain", "middleware"):
+            print(f"  {case} {kind}: {[round(r[0]) for r in results[case, kind]]}")
+    return 0 if ok and ok_latency else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import wsproto
 import wsproto.events as wse
-from web_apps import PROBE, make_app
+from web_apps import BIG_CHUNK, BIG_CHUNKS, PROBE, make_app
 from web_servers import KINDS, LogCapture, Server, ended
 
 from cancelable_rx import CancelationReason, OperationStatus
@@ -133,6 +133,35 @@ async def test_disconnect_after_the_upload_is_seen_by_the_watcher(server: Server
     record = await PROBE.wait(key, ended, timeout=3)
     assert_disconnected(record)
     assert record["size"] == 5000
+
+
+async def test_a_deadline_that_passes_while_the_server_send_waits_ends_the_request(server: Server) -> None:
+    """A client that stops reading a large body: the server's ``send`` waits (backpressure)
+    inside the middleware's shield when the request's deadline passes.  The send is not
+    torn mid-way (no server error, no corrupted cancel scope); the request's operation ends
+    with TIMEOUT and the client gets a truncated body.  (hypercorn's trio worker shields
+    its own socket writes: there the request ends once the client reads again.)"""
+    key = new_key()
+    request = (
+        f"GET /big HTTP/1.1\r\nHost: test\r\nx-test: {key}\r\n{DEADLINE_HEADER}: 300\r\n\r\n"
+    ).encode()
+    with LogCapture() as logs:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send(request)
+            received = len(await stream.receive(65536))  # the first bytes, then stop reading
+            await anyio.sleep(1.5)  # the deadline passes while the server waits for the client
+            with anyio.fail_after(10):
+                while True:  # read what is left: the server ends the truncated response
+                    try:
+                        received += len(await stream.receive(1 << 20))
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+        op = (await PROBE.wait(key, ended, timeout=5))["op"]
+        assert op.status is CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+        assert received < BIG_CHUNK * BIG_CHUNKS  # truncated, never complete
+    problems = logs.texts()
+    assert not [t for t in problems if "corrupted" in t.lower() or "cancel scope" in t.lower()], problems
+    assert not [t for t in problems if "Traceback" in t or "Exception in" in t], problems
 
 
 @pytest.mark.parametrize("path", ["/thread", "/sync"])

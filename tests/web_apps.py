@@ -17,7 +17,7 @@ import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from web_servers import Probe
@@ -203,8 +203,38 @@ async def ws(websocket: WebSocket) -> None:
         _record(websocket, unwound=True)
 
 
+BIG_CHUNK = 1 << 20
+BIG_CHUNKS = 32
+
+
+class _Chunks:
+    """`BIG_CHUNKS` chunks of `BIG_CHUNK` bytes (an iterator, not a generator: nothing to
+    finalize when the response stops early)."""
+
+    def __init__(self) -> None:
+        self.left = BIG_CHUNKS
+        self.chunk = b"x" * BIG_CHUNK
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        self.left -= 1
+        return self.chunk
+
+
+async def big(request: Request) -> Response:
+    """A large body (32 chunks of 1 MiB): a client that stops reading makes the server's
+    ``send`` wait (backpressure)."""
+    _record(request, started=True)
+    return StreamingResponse(_Chunks(), media_type="application/octet-stream")
+
+
 ROUTES = [
     Route("/fast", fast),
+    Route("/big", big),
     Route("/slow", slow),
     Route("/hold", hold),
     Route("/upload", upload, methods=["POST"]),

@@ -20,6 +20,15 @@ How a disconnect is observed (and why the body always reaches the app):
   message is lost.  An ``http.disconnect`` that arrives after the response is complete is
   the end of the exchange, not a client disconnect, and fires nothing.
 
+What a request costs (asyncio; the middleware's budget is a few microseconds): no task and
+no timer of its own (the watcher of a request that outlives `WATCH_DELAY` is started by the
+loop's `Sweeper`, one timer for all requests); a ``send`` that completes without
+suspending (a small response on uvicorn) runs without a cancel scope, since nothing can
+interrupt it (see `Connection.send`); and the connection lets go of the server's
+``receive``/``send`` when the exchange ends (`Connection.release`), so the request's
+objects are freed at once instead of by the garbage collector (the ASGI scope holds the
+connection, the server's ``send`` holds the scope).
+
 Thread-safety: loop thread only (the middleware's task and the watcher).
 """
 
@@ -28,10 +37,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import types
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 
 from cancelable_rx import Cancelable, CancelationReason, CancelationSource, SourceHost
 
@@ -43,6 +55,7 @@ __all__ = (
     "SEND_GRACE",
     "WATCH_DELAY",
     "Connection",
+    "Sweeper",
     "DisconnectSource",
     "ResponseCancelled",
     "Message",
@@ -50,6 +63,8 @@ __all__ = (
     "Scope",
     "Send",
     "current_connection",
+    "ended_receive",
+    "ended_send",
 )
 
 logger = logging.getLogger("cancelable_rx.integrations.web")
@@ -63,6 +78,8 @@ SCOPE_KEY: Final = "cancelable_rx.connection"
 """Where the middleware keeps the `Connection` in the ASGI scope."""
 
 _get_running_loop = asyncio._get_running_loop  # None under trio (C-level, cheap)
+_CoroutineType: Final = types.CoroutineType
+_SENT: Final = object()
 _SCOPE_CLASSES: dict[bool, Any] = {}
 
 
@@ -114,26 +131,103 @@ class HttpDisconnectSource(DisconnectSource):
         return None
 
 
-_NO_BODY_VERSIONS: Final = ("1.1", "1.0")
 WATCH_DELAY: Final = 0.005
-"""asyncio: how long a request runs before its disconnect watcher starts (seconds).  A
-request answered sooner never pays for a task; a disconnect in the first `WATCH_DELAY` of a
-request whose app does not call ``receive`` is seen when the watcher starts."""
+"""asyncio: a request's disconnect watcher starts at most `WATCH_DELAY` seconds after the
+request (between half of it and all of it; see `Sweeper`).  A request answered sooner never
+pays for a task; a disconnect early in a request whose app does not call ``receive`` is seen
+when the watcher starts."""
+_SWEEP_PERIOD: Final = WATCH_DELAY / 2
 SEND_GRACE: Final = 1.0
 """How long after the operation's deadline a blocked ``send`` may still run (seconds)."""
 
 
-def _has_no_body(scope: Scope) -> bool:
-    """True when HTTP/1 framing says the request carries no body."""
-    if scope.get("http_version") not in _NO_BODY_VERSIONS:
-        return False
-    for name, value in scope.get("headers") or ():
-        if name == b"content-length":
-            if value.strip() != b"0":
-                return False
-        elif name == b"transfer-encoding":
-            return False
-    return True
+class Sweeper:
+    """asyncio: starts the disconnect watcher of the requests that outlive `WATCH_DELAY`,
+    for every request of one event loop with a single loop timer.
+
+    A request is appended to ``young`` (no timer, no task of its own).  Every half
+    `WATCH_DELAY` the timer moves ``young`` to ``old`` and starts a watcher for each request
+    of the previous ``old`` that is still running: those were registered one to two periods
+    ago.  The timer runs only while requests are registered.  Loop thread only.
+    """
+
+    __slots__ = ("young", "old", "timer", "_context", "__weakref__")
+
+    def __init__(self) -> None:
+        self.young: list[Connection] = []
+        self.old: list[Connection] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self._context = contextvars.Context()  # empty: see start()
+
+    def add(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+        """Register ``conn`` (a request that has just started)."""
+        self.young.append(conn)
+        if self.timer is None:
+            self.start(loop)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the timer (requests are registered and it is not running).  It runs in an
+        empty context of its own: the context of the request that started it would keep that
+        request's objects alive (and the watchers it starts need none)."""
+        self.timer = loop.call_later(_SWEEP_PERIOD, self._sweep, loop, context=self._context)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = self.old
+        self.old = self.young
+        self.young = []
+        for conn in due:
+            if not conn.ended:
+                conn._spawn_watcher(loop)
+        self.timer = loop.call_later(_SWEEP_PERIOD, self._sweep, loop, context=self._context) if self.old else None
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = weakref.WeakKeyDictionary()
+_last_sweeper: tuple[asyncio.AbstractEventLoop | None, Sweeper | None] = (None, None)
+
+
+def _sweeper_of(loop: asyncio.AbstractEventLoop) -> Sweeper:
+    """The `Sweeper` of ``loop`` (the last one used is cached: one loop is the common case)."""
+    global _last_sweeper
+    last = _last_sweeper
+    if last[0] is loop:
+        return last[1]  # type: ignore[return-value]
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = Sweeper()
+    _last_sweeper = (loop, sweeper)
+    return sweeper
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], step: Any) -> Generator[Any, Any, Any]:
+    """Go on with ``coro``, whose first step (run by hand) yielded ``step``: ``yield from``
+    written out, so the rest of it can run inside a scope entered after that first step."""
+    while True:
+        try:
+            value = yield step
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # thrown into the task (a cancellation): hand it on
+            try:
+                step = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                step = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def ended_receive() -> Message:
+    """The server's ``receive`` once the exchange has ended (see `Connection.release`)."""
+    return {"type": "http.disconnect"}
+
+
+async def ended_send(message: Message) -> None:
+    """The server's ``send`` once the exchange has ended (see `Connection.release`)."""
+    raise RuntimeError(f"cannot send {message.get('type')!r}: the request has ended")
 
 
 class Connection:
@@ -142,11 +236,12 @@ class Connection:
     ``operation`` is the connection's operation (cancelled with reason ``DISCONNECT`` when
     the client leaves, ``TIMEOUT`` when its deadline passes); ``is_websocket`` tells the
     kind; ``response_started`` / ``response_done`` follow what the app sent; ``statuses``
-    are the middleware's status codes (see `RequestCancelationMiddleware`).
+    are the middleware's status codes (see `RequestCancelationMiddleware`); ``ended`` turns
+    True when the app has returned.
 
-    The watcher (HTTP only) starts `WATCH_DELAY` seconds after the request on asyncio (a
-    loop timer: a request served faster never pays for a task), and as background work of
-    the operation on trio.
+    The watcher (HTTP only) starts at most `WATCH_DELAY` after the request on asyncio (the
+    loop's `Sweeper`: a request served faster never pays for a task or a timer), and as
+    background work of the operation on trio.
     """
 
     __slots__ = (
@@ -156,10 +251,12 @@ class Connection:
         "response_started",
         "response_done",
         "disconnected",
+        "ended",
         "closers",
         "statuses",
         "_receive",
         "_send",
+        "_eager",
         "_watching",
         "_body_done",
         "_held",
@@ -167,18 +264,29 @@ class Connection:
         "_wake",
         "_reading",
         "_watch_stopped",
-        "_timer",
         "_task",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, operation: Cancelable) -> None:
+    def __init__(
+        self,
+        receive: Receive,
+        send: Send,
+        operation: Cancelable,
+        statuses: dict[str, int] | None = None,
+        websocket: bool = False,
+        no_body: bool = False,
+    ) -> None:
+        """``no_body``: HTTP/1 framing says the request carries no body (no
+        ``Content-Length`` or ``0``, no ``Transfer-Encoding``): it is watched from the start;
+        a request with a body once the app has received all of it."""
         self.operation = operation
-        self.is_websocket = scope["type"] == "websocket"
+        self.statuses = statuses  # the middleware's status codes
+        self.is_websocket = websocket
         self.response_started = False
         self.response_done = False
         self.disconnected = False
+        self.ended = False
         self.closers: list[Callable[[], Awaitable[object]]] | None = None
-        self.statuses: dict[str, int] | None = None  # the middleware's status codes
         self._receive = receive
         self._send = send
         self._held: Message | None = None
@@ -186,20 +294,22 @@ class Connection:
         self._wake: anyio.Event | None = None
         self._reading = False
         self._watch_stopped = False
-        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.source: DisconnectSource | None = None
-        if self.is_websocket:
+        loop = _get_running_loop()
+        self._eager = loop is not None  # asyncio: see send()
+        if websocket:
             self._watching = False
             self._body_done: anyio.Event | None = None
             return
-        # A request without body is watched from the start; one with a body once the app
-        # has received all of it.
-        self._watching = _has_no_body(scope)
-        self._body_done = None if self._watching else anyio.Event()
-        loop = _get_running_loop()
+        self._watching = no_body
+        self._body_done = None if no_body else anyio.Event()
         if loop is not None:
-            self._timer = loop.call_later(WATCH_DELAY, self._spawn_watcher, loop)
+            last = _last_sweeper  # _sweeper_of(), inlined: once per request
+            sweeper = last[1] if last[0] is loop else _sweeper_of(loop)
+            sweeper.young.append(self)  # type: ignore[union-attr]
+            if sweeper.timer is None:  # type: ignore[union-attr]
+                sweeper.start(loop)  # type: ignore[union-attr]
         else:  # trio: the watcher is background work of the operation
             source = self.source = HttpDisconnectSource(self)
             operation.add_source(source)
@@ -314,9 +424,8 @@ class Connection:
             self._wake_all()
 
     def _spawn_watcher(self, loop: asyncio.AbstractEventLoop) -> None:
-        """asyncio: the request outlived `WATCH_DELAY`: start the watcher as a task."""
-        self._timer = None
-        if self.operation.is_running:
+        """asyncio: the request outlived `WATCH_DELAY` (see `Sweeper`): start the watcher."""
+        if self._task is None and self.operation.is_running:
             self._task = loop.create_task(self._run_watcher())
 
     async def _run_watcher(self) -> None:
@@ -335,16 +444,24 @@ class Connection:
 
         Cancellation: the server's ``send`` runs shielded (ASGI servers do not promise that
         an interrupted ``send`` leaves their protocol state consistent: hypercorn's can
-        crash the connection), until `SEND_GRACE` seconds after the operation's deadline;
-        a pending cancellation lands at the app's next checkpoint.
+        crash the connection), until `SEND_GRACE` seconds after the operation's deadline.
+        A cancellation that is pending once the server's ``send`` is done lands right there
+        (a checkpoint in the app's task), unless the response is complete: a body streamed
+        in a loop whose only checkpoints are its sends still stops.  On asyncio the first
+        step of the server's ``send`` runs before the shield is entered: a task is only ever
+        interrupted where it suspends, so a ``send`` that completes without suspending (the
+        common case) needs no scope, and one that suspends goes on inside the shield.  (A
+        server ``send`` wrapped by an outer middleware that holds a cancel scope open while
+        it suspends does not fit this; the middleware is meant to sit next to the server.)
         """
+        op = self.operation
         kind = message["type"]
         if kind == "http.response.body":
             if not message.get("more_body", False):
                 self.response_done = True
         elif kind == "http.response.start":
-            if self.operation.is_cancelled:  # e.g. the deadline passed in a worker thread
-                raise ResponseCancelled(f"not sending a response for a cancelled request ({self.operation.cancel_reason})")
+            if op.is_cancelled:  # e.g. the deadline passed in a worker thread
+                raise ResponseCancelled(f"not sending a response for a cancelled request ({op.cancel_reason})")
             self.response_started = True
         elif kind == "websocket.accept":
             self.response_started = True
@@ -352,11 +469,32 @@ class Connection:
             self.response_started = True
             self.response_done = True
         try:
-            with _shield_class()(shield=True, deadline=self.operation.deadline + SEND_GRACE):
-                await self._send(message)
+            if self._eager:
+                sending = self._send(message)
+                if type(sending) is _CoroutineType:
+                    try:
+                        step = sending.send(None)
+                    except StopIteration:
+                        step = _SENT  # done without suspending: nothing could interrupt it
+                    if step is not _SENT:
+                        try:
+                            scope = _shield_class()(shield=True, deadline=op.deadline + SEND_GRACE)
+                        except BaseException:
+                            sending.close()
+                            raise
+                        with scope:
+                            await _resume(sending, step)
+                else:  # another awaitable: awaited as a whole
+                    with _shield_class()(shield=True, deadline=op.deadline + SEND_GRACE):
+                        await sending
+            else:
+                with _shield_class()(shield=True, deadline=op.deadline + SEND_GRACE):
+                    await self._send(message)
         except OSError as exc:
             self.client_left(f"sending {kind} failed: {type(exc).__name__}")
             raise
+        if not self.response_done and op.is_cancelled:
+            await anyio.lowlevel.checkpoint()  # the pending cancellation lands here
 
     async def answer(self, *messages: Message) -> None:
         """Send the middleware's own answer (after the operation ended): the server's
@@ -380,11 +518,9 @@ class Connection:
         closers.append(fn)
 
     async def close(self) -> None:
-        """Stop the watcher; run the closers (newest first), shielded from cancellation."""
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        """Stop the watcher; run the closers (newest first), shielded from cancellation.
+        ``ended`` is set first: no watcher starts after this."""
+        self.ended = True
         task = self._task
         if task is not None:
             self._task = None
@@ -403,3 +539,11 @@ class Connection:
                 except Exception:
                     logger.exception("cancelable_rx: closing a response stream failed")
 
+    def release(self) -> None:
+        """The exchange has ended: let go of the server's ``receive`` and ``send`` (they
+        hold the ASGI scope, which holds this connection: a cycle only the garbage collector
+        would free).  A late ``send`` raises ``RuntimeError``; a late ``receive`` returns a
+        disconnect.  (The middleware inlines this.)"""
+        self.ended = True
+        self._receive = ended_receive
+        self._send = ended_send

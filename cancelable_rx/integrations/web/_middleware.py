@@ -9,7 +9,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 import anyio.lowlevel
 from starlette.requests import ClientDisconnect
@@ -18,7 +18,17 @@ from starlette.websockets import WebSocketDisconnect
 from cancelable_rx import Cancelable, CancelationError, CancelationReason, OperationStatus
 from cancelable_rx._checks import check_timeout, fail_type, fail_value
 
-from ._connection import SCOPE_KEY, Connection, Receive, ResponseCancelled, Scope, Send, current_connection
+from ._connection import (
+    SCOPE_KEY,
+    Connection,
+    Receive,
+    ResponseCancelled,
+    Scope,
+    Send,
+    current_connection,
+    ended_receive,
+    ended_send,
+)
 from ._deadline import DEADLINE_HEADER, read_budget
 
 __all__ = ("DEFAULT_STATUSES", "RequestCancelationMiddleware", "status_for")
@@ -36,6 +46,10 @@ WEBSOCKET_CANCEL_CODE: Final = 1011
 reason than the client leaving (its deadline, a token): 1011, "internal error"."""
 
 _INF: Final = math.inf
+_HEADER_BYTES: Final = DEADLINE_HEADER.encode("ascii")
+_HEADER_LEN: Final = len(_HEADER_BYTES)
+_NO_BODY_VERSIONS: Final = ("1.1", "1.0")
+_CANCELLED: Final = OperationStatus.CANCELLED
 _DETAILS: Final = {
     "disconnect": "Client Closed Request: the client disconnected",
     "timeout": "Gateway Timeout: the request's deadline passed",
@@ -150,30 +164,34 @@ class RequestCancelationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        if kind == "http":
+            method = scope["method"]
+            websocket = False
+            # HTTP/1 framing says whether a body may follow (see Connection)
+            no_body = scope.get("http_version") in _NO_BODY_VERSIONS
+        elif kind == "websocket":
+            method = "WEBSOCKET"
+            websocket = True
+            no_body = False
+        else:
             await self.app(scope, receive, send)
             return
         timeout = self._timeout
-        headers = scope.get("headers")
-        if headers:
-            budget, bad = read_budget(headers)
-            if budget is not None:
-                if budget < timeout:
-                    timeout = budget
-            elif bad is not None:
-                logger.warning(
-                    "cancelable_rx: ignoring a malformed %s header %r on %s %s (expected 0 to 9 digits, "
-                    "the remaining budget in milliseconds); using the server's default timeout (%s)",
-                    DEADLINE_HEADER,
-                    bad[:40],
-                    scope.get("method", "WEBSOCKET"),
-                    scope.get("path", ""),
-                    "none" if self._timeout == _INF else f"{self._timeout} s",
-                )
+        budget_read = False
+        for name, value in scope.get("headers") or ():  # one pass, by length first
+            size = len(name)
+            if size == 14:
+                if name == b"content-length" and value.strip() != b"0":
+                    no_body = False
+            elif size == 17:
+                if name == b"transfer-encoding":
+                    no_body = False
+            elif size == _HEADER_LEN and not budget_read and (name == _HEADER_BYTES or name.lower() == _HEADER_BYTES):
+                budget_read = True
+                timeout = self._budget(scope, timeout)
         path = scope.get("path", "")
-        method = scope.get("method", "WEBSOCKET") if kind == "http" else "WEBSOCKET"
         client = scope.get("client")
-        metadata: dict[str, Any] = {"method": method, "path": path, "client": client[0] if client else None}
+        metadata = {"method": method, "path": path, "client": client[0] if client else None}
         if timeout != _INF:
             op = Cancelable.with_timeout(
                 timeout, name=f"{method} {path}", metadata=metadata, register_globally=self._register,
@@ -184,39 +202,57 @@ class RequestCancelationMiddleware:
                 name=f"{method} {path}", metadata=metadata, register_globally=self._register,
                 suppress_cancelation=True,
             )
-        conn = Connection(scope, receive, send, op)
-        conn.statuses = self.statuses
+        conn = Connection(receive, send, op, self.statuses, websocket, no_body)
         scope[SCOPE_KEY] = conn
         token = current_connection.set(conn)
         try:
-            await self._run(conn, scope)
+            try:
+                async with op:
+                    try:
+                        await self.app(scope, conn.receive, conn.send)
+                    except Exception as exc:
+                        if _is_refused_response(exc):
+                            pass  # the operation is cancelled: answered below
+                        elif conn.disconnected and _is_disconnect_error(exc):
+                            # The app's own reaction to the disconnect: the operation is
+                            # already cancelled (DISCONNECT), so this checkpoint delivers that.
+                            await anyio.lowlevel.checkpoint()
+                            raise
+                        else:
+                            raise
+                    finally:
+                        if conn._task is not None or conn.closers is not None:
+                            await conn.close()
+                        else:  # nothing to stop or close (the common case): no await
+                            conn.ended = True
+            except CancelationError as err:
+                # A typed cancellation the app let escape: the operation recorded its reason.
+                logger.debug("cancelable_rx: %s %s ended with %r", method, path, err)
+            if op.status is _CANCELLED:
+                await self._answer_cancelled(conn, op)
         finally:
+            conn.ended = True  # conn.release(), inlined: let go of the server's receive and send
+            conn._receive = ended_receive
+            conn._send = ended_send
             current_connection.reset(token)
 
-    async def _run(self, conn: Connection, scope: Scope) -> None:
-        op = conn.operation
-        try:
-            async with op:
-                try:
-                    await self.app(scope, conn.receive, conn.send)
-                except Exception as exc:
-                    if _is_refused_response(exc):
-                        pass  # the operation is cancelled: answered below
-                    elif conn.disconnected and _is_disconnect_error(exc):
-                        # The app's own reaction to the disconnect: the operation is already
-                        # cancelled (DISCONNECT), so this checkpoint delivers that instead.
-                        await anyio.lowlevel.checkpoint()
-                        raise
-                    else:
-                        raise
-                finally:
-                    await conn.close()
-        except CancelationError as err:
-            # A typed cancellation the app let escape: the operation recorded its reason.
-            logger.debug("cancelable_rx: %s %s ended with %r", scope.get("method"), scope.get("path"), err)
-        if op.status is not OperationStatus.CANCELLED:
-            return
-        await self._answer_cancelled(conn, op)
+    def _budget(self, scope: Scope, timeout: float) -> float:
+        """The request's timeout: ``timeout``, shortened by a valid deadline header; a
+        malformed one is logged and ignored."""
+        budget, bad = read_budget(scope["headers"])
+        if budget is not None:
+            return budget if budget < timeout else timeout
+        if bad is not None:
+            logger.warning(
+                "cancelable_rx: ignoring a malformed %s header %r on %s %s (expected 0 to 9 digits, "
+                "the remaining budget in milliseconds); using the server's default timeout (%s)",
+                DEADLINE_HEADER,
+                bad[:40],
+                scope.get("method", "WEBSOCKET"),
+                scope.get("path", ""),
+                "none" if self._timeout == _INF else f"{self._timeout} s",
+            )
+        return timeout
 
     async def _answer_cancelled(self, conn: Connection, op: Cancelable) -> None:
         """Answer a cancelled request whose response has not started (see the class)."""
