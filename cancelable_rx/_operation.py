@@ -1151,7 +1151,7 @@ class Operation:
             except BaseException as err:  # e.g. KeyboardInterrupt in a start callback: leave properly
                 await self.__aexit__(type(err), err, err.__traceback__)
                 raise
-        else:
+        elif self._registry is None:  # (registered with registry.register(): it listens)
             self._quiet = True  # cleared by whatever adds a listener, and at the seal
         return self
 

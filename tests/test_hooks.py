@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from cancelable_rx import Cancelable, OperationStatus, ProgressEvent, TimeoutCancelation
+from cancelable_rx import (
+    Cancelable,
+    LifecycleKind,
+    OperationRegistry,
+    OperationStatus,
+    ProgressEvent,
+    TimeoutCancelation,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -202,3 +209,51 @@ async def test_a_base_exception_in_a_start_callback_leaves_the_operation_properl
             pytest.fail("the body must not run")  # pragma: no cover
     assert op.status is OperationStatus.FAILED and token.listener_count == 0 and current_operation() is None
     await anyio.sleep(0)
+
+
+# --- report_progress's fast paths (nobody listens / one sync callback) never hide a listener ---
+
+
+async def test_every_way_of_listening_to_progress_is_reached_whenever_it_starts() -> None:
+    calls: list[tuple[str, object]] = []
+    registry = OperationRegistry()
+    registry.events.subscribe(lambda e: calls.append(("registry", e.message)) if e.kind is LifecycleKind.PROGRESS else None)
+
+    explicit = Cancelable()
+    await registry.register(explicit)  # registered before it runs, without register_globally
+    async with explicit:
+        await explicit.report_progress("registered before")
+
+    async with Cancelable() as op:
+        await op.report_progress("nobody listens")
+        op.on_progress(lambda _id, message, _md: calls.append(("first", message)))
+        await op.report_progress("one callback")
+        op.on_progress(lambda _id, message, _md: calls.append(("second", message)))
+        await op.report_progress("two callbacks")
+        op.progress.subscribe(lambda event: calls.append(("observable", event.message)))
+        await op.report_progress("and an observable")
+        await registry.register(op)  # registered while it runs
+        await op.report_progress("and the registry")
+    assert calls == [
+        ("registry", "registered before"),
+        ("first", "one callback"),
+        ("first", "two callbacks"), ("second", "two callbacks"),
+        ("observable", "and an observable"), ("first", "and an observable"), ("second", "and an observable"),
+        ("registry", "and the registry"), ("observable", "and the registry"),
+        ("first", "and the registry"), ("second", "and the registry"),
+        ("observable", "completed"),  # the observable's final event, at the end
+    ]
+    with pytest.raises(RuntimeError, match="only a running operation reports progress"):
+        await op.report_progress("after the end")  # the fast path is off once it ended
+
+
+async def test_a_start_callback_that_adds_a_progress_listener_is_heard() -> None:
+    heard: list[object] = []
+
+    async def on_start(ctx: object) -> None:
+        op.on_progress(lambda _id, message, _md: heard.append(message))
+
+    op = Cancelable().on_start(on_start)
+    async with op:
+        await op.report_progress("after start")
+    assert heard == ["after start"]
