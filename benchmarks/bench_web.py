@@ -2,6 +2,7 @@
 client's disconnect cancels the request's operation.
 
 Run:  .venv/bin/python benchmarks/bench_web.py [--quick] [--rounds N] [--seconds S]
+      .venv/bin/python benchmarks/bench_web.py --instructions   (valgrind; ~10 minutes)
 
 * **Overhead.** uvicorn servers (one subprocess each) serve the same trivial endpoint, with
   and without the middleware: a Starlette app (``PlainTextResponse("ok")``), the same
@@ -15,6 +16,14 @@ Run:  .venv/bin/python benchmarks/bench_web.py [--quick] [--rounds N] [--seconds
   server's CPU time (``/proc``): CPU µs per request and how busy the server was (near 100%
   means the server, not the load generator, set the pace).  Target: the middleware costs
   at most 5% of the requests/s.
+* **Instructions** (``--instructions``, needs valgrind): the same trivial Starlette
+  endpoint served by uvicorn under callgrind, plain, with the middleware, and with only a
+  raw ``anyio.CancelScope`` around the app (the floor of any design that gives each
+  request a cancel scope); instructions per request = the difference between a run of
+  3,520 and one of 320 requests (32 keep-alive connections), divided by 3,200.  Counts do
+  not move with the machine's load, unlike times on a shared machine.  (valgrind runs
+  about 50x slower: the middleware's watcher sweep period is scaled by as much, so that
+  sweeps per request match a real run.)
 * **Disconnect latency.** The client starts a streaming request, reads its first chunk,
   closes the socket and notes the time (``time.monotonic``, system-wide); the server notes
   the time the request's operation recorded its cancellation (its ``cancellation``
@@ -29,6 +38,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,6 +101,16 @@ def build(case: str, kind: str) -> Any:
         return JSONResponse(cancelled)
 
     app = Starlette(routes=[Route("/", hello), Route("/wait", wait), Route("/latencies", latencies)])
+    if kind == "scope":  # the floor: a raw cancel scope around the app, nothing else
+        classes: list[Any] = []  # the backend's scope class, as the engine uses it
+
+        async def scoped(scope: Any, receive: Any, send: Any) -> None:
+            if not classes:
+                classes.append(type(anyio.CancelScope()))
+            with classes[0]():
+                await app(scope, receive, send)
+
+        return scoped
     if kind != "middleware":
         return app
     return RequestCancelationMiddleware(app, default_timeout=30 if case == "starlette-deadline" else None)
@@ -98,6 +119,10 @@ def build(case: str, kind: str) -> Any:
 def serve(case: str, kind: str, port: int) -> None:
     import uvicorn
 
+    if os.environ.get("BENCH_WEB_SLOWDOWN"):  # under valgrind: as many sweeps per request
+        from cancelable_rx.integrations.web import _connection
+
+        _connection._SWEEP_PERIOD *= float(os.environ["BENCH_WEB_SLOWDOWN"])
     app = build(case, kind)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
 
@@ -239,6 +264,83 @@ class _Server:
         self.proc.wait(10)
 
 
+def _serve_requests(port: int, n: int, connections: int) -> None:
+    """``n`` requests over ``connections`` keep-alive connections, in lock step (blocking)."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            socks = [socket.create_connection(("127.0.0.1", port), timeout=120) for _ in range(connections)]
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    buffers = [b""] * connections
+    for _ in range(n // connections):
+        for sock in socks:
+            sock.sendall(REQUEST)
+        for i, sock in enumerate(socks):
+            buffer = buffers[i]
+            while b"\r\n\r\n" not in buffer:
+                buffer += sock.recv(65536)
+            head, rest = buffer.split(b"\r\n\r\n", 1)
+            at = head.lower().find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            buffers[i] = rest[length:]
+    for sock in socks:
+        sock.close()
+
+
+def _instructions(case: str, kind: str, n: int, connections: int) -> int:
+    """The instructions a uvicorn server run under callgrind executes, start to stop,
+    serving ``n`` requests."""
+    import tempfile
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        env = dict(os.environ, PYTHONHASHSEED="0", BENCH_WEB_SLOWDOWN="50")
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+             "--serve", case, kind, str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _serve_requests(port, n, connections)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(120)
+        with open(out) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def instructions_main(connections: int) -> int:
+    """``--instructions``: instructions per request, plain, floor and middleware."""
+    if shutil.which("valgrind") is None:
+        print("--instructions needs valgrind (apt-get install valgrind)")
+        return 2
+    small, large = 320, 3520
+    per_request = {}
+    for kind in ("plain", "scope", "middleware"):
+        counts = [_instructions("starlette", kind, n, connections) for n in (small, large)]
+        per_request[kind] = (counts[1] - counts[0]) / (large - small)
+    plain = per_request["plain"]
+    print(f"python {sys.version.split()[0]}; uvicorn (h11, asyncio) under callgrind; {connections} keep-alive "
+          f"connections; ({large} - {small} requests) / {large - small}")
+    print("\n| trivial Starlette endpoint | instructions per request | over plain | target |\n|---|---:|---:|---:|")
+    print(f"| plain | {plain:,.0f} | | |")
+    for kind, label in (("scope", "a raw anyio cancel scope around the app (the floor)"),
+                        ("middleware", "`RequestCancelationMiddleware(app)`")):
+        extra = per_request[kind] - plain
+        print(f"| {label} | {per_request[kind]:,.0f} | +{extra:,.0f} ({extra / plain:+.1%}) | <= 5% |")
+    return 0
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
@@ -250,11 +352,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds per server (even; default 8, quick 4)")
     parser.add_argument("--seconds", type=float, help="seconds per round (default 2, quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument("--instructions", action="store_true", help="instructions per request under callgrind")
     parser.add_argument("--serve", nargs=3, metavar=("CASE", "KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return 0
+    if args.instructions:
+        return instructions_main(args.connections)
     rounds = args.rounds or (4 if args.quick else 8)
     seconds = args.seconds or (1.0 if args.quick else 2.0)
     connections = args.connections

@@ -468,6 +468,7 @@ class Connection:
         elif kind == "websocket.close" or kind == "websocket.http.response.start":
             self.response_started = True
             self.response_done = True
+        step: Any = None  # what the server's send suspended on (_SENT: it did not)
         try:
             if self._eager:
                 sending = self._send(message)
@@ -493,7 +494,9 @@ class Connection:
         except OSError as exc:
             self.client_left(f"sending {kind} failed: {type(exc).__name__}")
             raise
-        if not self.response_done and op.is_cancelled:
+        if self.response_done or step is _SENT and kind == "http.response.start":
+            return  # complete; or a start checked just before and sent without suspending
+        if op.is_cancelled:
             await anyio.lowlevel.checkpoint()  # the pending cancellation lands here
 
     async def answer(self, *messages: Message) -> None:
