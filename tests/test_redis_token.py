@@ -341,6 +341,124 @@ def test_the_payload_written_on_the_fast_path_is_a_valid_record() -> None:
     assert payload.origin == Origin.here("op-1") and payload.time.tzinfo is not None
 
 
+def test_the_fast_payload_is_the_json_of_the_record() -> None:
+    """cancel_json writes what json.dumps writes (escapes included) for any text."""
+    import json
+
+    from cancelable_rx.integrations.redis._models import cancel_json
+
+    for name, message, op_id, deadline in [("job", "why", "op-1", 2.5), ('é"\\\n\x01☃𝄞', None, None, None),
+                                           ("x", "", "o\u2028", 0.0), ("y", "ü" * 50, None, 1e-7)]:
+        raw = cancel_json(name, CancelationReason.TIMEOUT, message, op_id, deadline)
+        fields = json.loads(raw)
+        origin = Origin.here(op_id)
+        expected = {"v": 1, "name": name, "reason": "timeout", "message": message,
+                    "origin": {"host": origin.host, "pid": origin.pid, "operation_id": op_id},
+                    "time": fields["time"], "deadline": deadline}
+        assert raw == json.dumps(expected, separators=(",", ":")).encode()
+        payload = CancelPayload.model_validate_json(raw)
+        assert (payload.name, payload.message, payload.deadline) == (name, message, deadline)
+
+
+async def test_a_cancel_goes_through_when_its_writer_connection_is_killed(
+    server: RedisServer, ns: str, raw: redis.Redis
+) -> None:
+    """The first attempt of a cancel goes out on a connection kept for cancels; if that
+    connection died, the cancel is still written (through the pool) and announced."""
+    async with DistributedToken("w2", server.url, namespace=ns) as listener:
+        for name in ("w0", "w1"):  # (the first may find a writer an earlier test killed: then the second connects it)
+            assert await DistributedToken(name, server.url, namespace=ns).cancel() is True
+        writer = f"cancelable_rx-writer-{Origin.here().pid}"
+        killed = [c for c in raw.client_list() if c["name"] == writer]
+        assert killed
+        for client in killed:
+            raw.client_kill_filter(_id=client["id"])
+        assert await DistributedToken("w2", server.url, namespace=ns).cancel(message="after the kill") is True
+        with anyio.fail_after(5):
+            await listener.wait_for_cancel()
+        assert listener.message == "after the kill"
+        assert await DistributedToken("w3", server.url, namespace=ns).cancel() is True  # the writer reconnects
+    assert any(c["name"] == writer for c in raw.client_list())
+
+
+async def test_a_cancel_goes_through_after_redis_forgot_the_script(
+    server: RedisServer, ns: str, raw: redis.Redis
+) -> None:
+    async with DistributedToken("flushed", server.url, namespace=ns) as listener:
+        assert await DistributedToken("before", server.url, namespace=ns).cancel() is True
+        raw.script_flush()
+        assert await DistributedToken("flushed", server.url, namespace=ns).cancel(message="sent in full") is True
+        with anyio.fail_after(5):
+            await listener.wait_for_cancel()
+        assert listener.message == "sent in full"
+
+
+async def test_concurrent_cancels_agree_on_the_first_reason(server: RedisServer, ns: str) -> None:
+    """Cancels of one token at the same time (the writer serves one, the pool the others):
+    one wins, and every canceller and listener holds its reason."""
+    async with DistributedToken("race", server.url, namespace=ns) as listener:
+        cancellers = [DistributedToken("race", server.url, namespace=ns) for _ in range(20)]
+        won: list[bool] = []
+
+        async def cancel(i: int) -> None:
+            won.append(await cancellers[i].cancel(CancelationReason.MANUAL, f"canceller {i}"))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for i in range(len(cancellers)):
+                    tg.start_soon(cancel, i)
+            await listener.wait_for_cancel()
+        assert won.count(True) == 1
+        assert len({c.message for c in cancellers} | {listener.message}) == 1
+        assert cancellers[won.index(True)].message == listener.message
+
+
+async def test_a_cancel_waits_out_a_server_that_stopped_answering(
+    server: RedisServer, ns: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel whose attempt gets no answer gives up on it after COMMAND_TIMEOUT and tries
+    again; it returns once Redis answers (here: after a CLIENT PAUSE of 1.5 s)."""
+    monkeypatch.setattr(_link, "COMMAND_TIMEOUT", 0.2)
+    async with DistributedToken("paused", server.url, namespace=ns) as listener:
+        assert await DistributedToken("warm", server.url, namespace=ns).cancel() is True  # the writer is connected
+        raw.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            assert await DistributedToken("paused", server.url, namespace=ns).cancel(message="late") is True
+            await listener.wait_for_cancel()
+        assert time.monotonic() - started > 1.0
+        assert listener.message == "late"
+
+
+async def test_a_long_message_arriving_in_pieces_is_read_whole(server: RedisServer, ns: str) -> None:
+    """An announcement that reaches the listener in several reads (60 kB) is read whole."""
+    message = "".join(chr(0x41 + i % 26) for i in range(60_000))
+    async with DistributedToken("long", server.url, namespace=ns) as listener:
+        async with DistributedToken("other", server.url, namespace=ns) as other:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(DistributedToken("long", server.url, namespace=ns).cancel, CancelationReason.MANUAL,
+                              message)
+                tg.start_soon(DistributedToken("other", server.url, namespace=ns).cancel)
+            with anyio.fail_after(5):
+                await listener.wait_for_cancel()
+                await other.wait_for_cancel()
+    assert listener.message == message and listener.cancel_info is not None
+
+
+async def test_a_link_is_reused_while_in_use_and_closed_once_idle(server: RedisServer, ns: str) -> None:
+    """Cancels one after another share one link; it closes about LINGER s after the last."""
+    url = server.url.replace("127.0.0.1", "localhost")  # an endpoint of this test alone
+
+    def links() -> list[_link.Link]:
+        return [link for link in _link.all_links() if link.endpoint.key == ("url", url) and not link.closed]
+
+    for i in range(5):
+        assert await DistributedToken(f"seq{i}", url, namespace=ns).cancel() is True
+        assert len(links()) == 1
+        await anyio.sleep(_link.LINGER / 4)
+    await eventually(lambda: not links(), 3 * _link.LINGER)
+
+
 async def test_an_acl_user_without_scripts_cancels_with_plain_commands(server: RedisServer, raw: redis.Redis) -> None:
     """ACL usernames pass through; where scripts are not allowed, SET NX then PUBLISH."""
     ns = fresh_namespace()

@@ -98,6 +98,10 @@ class Endpoint:
         return RedisConnectError(text)
 
 
+_by_url: dict[str, Endpoint] = {}  # endpoints of the URLs seen last (an endpoint is never changed)
+_MAX_URLS = 64
+
+
 def _mask(url: str) -> str:
     """``url`` with its password replaced by ``***`` (works on URLs that do not parse)."""
     return _PASSWORD.sub(r"\1***@", url)
@@ -110,12 +114,19 @@ def endpoint_of(value: object, param: str = "redis") -> Endpoint:
     if isinstance(value, Endpoint):
         return value
     if isinstance(value, str):
+        known = _by_url.get(value)  # (a token made per cancel does not parse its URL again)
+        if known is not None:
+            return known
         try:
             kwargs: dict[str, Any] = dict(aconn.parse_url(value))
         except ValueError as err:
             fail_value(param, "a redis://, rediss:// or unix:// URL", _mask(value), str(err))
         cls = kwargs.pop("connection_class", aconn.Connection)
-        return Endpoint(cls, kwargs, _mask(value), ("url", value))
+        endpoint = Endpoint(cls, kwargs, _mask(value), ("url", value))
+        if len(_by_url) >= _MAX_URLS:
+            _by_url.clear()
+        _by_url[value] = endpoint
+        return endpoint
     if isinstance(value, (redis.Redis, redis.asyncio.Redis)):
         pool = value.connection_pool
         cls = _CLASSES.get(pool.connection_class.__name__)

@@ -151,6 +151,17 @@ def call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args:
         pass
 
 
+_asyncio_scope: Any = None
+
+
+def _asyncio_scope_class() -> Any:
+    """anyio's asyncio cancel-scope class, called directly (``anyio.CancelScope()`` looks
+    the backend up on every call: about half the cost of a scope; see `_loop`)."""
+    global _asyncio_scope
+    _asyncio_scope = capture().scope_cls
+    return _asyncio_scope
+
+
 async def run_at(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *, shield: bool = False) -> T:
     """Run ``coro`` on ``loop`` and return its result: awaited directly when the caller runs
     on ``loop``, else through `submit` and `wait`.
@@ -162,7 +173,8 @@ async def run_at(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], 
     if asyncio._get_running_loop() is loop:
         if not shield:
             return await coro
-        with anyio.CancelScope(shield=True):  # no task, no extra loop iteration: the hot path
+        scope_cls = _asyncio_scope or _asyncio_scope_class()
+        with scope_cls(shield=True):  # no task, no extra loop iteration: the hot path
             result = await coro
         return result
     future = submit(coro, loop)

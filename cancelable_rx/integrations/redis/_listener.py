@@ -11,11 +11,21 @@ both up, and pings the pub/sub connection to notice one that died silently.
 
 One pattern per namespace (never per token); a watch is dropped when its token is
 cancelled, closed or collected.  Everything runs on the link's loop.
+
+Reading (`Reader`): the announcement of a cancel is handled in the loop callback that
+receives its bytes, not in a task that callback wakes: redis-py's own reader (the
+connection's ``read_response``) runs as a coroutine that this module steps itself, from
+the stream's ``feed_data``.  A cancel announced by Redis thus cancels the listening
+operations one loop iteration after its bytes arrive (the operations' tasks run in the
+next one), as soon as a raw subscriber would see the message, and the watches'
+bookkeeping is left to the iteration after.  Whatever else that coroutine waits for
+wakes it through the future's callback, as a task would be woken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from collections import Counter
@@ -24,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis.asyncio
 
-from ._config import Endpoint, pattern_of, token_key
+from ._config import Endpoint, pattern_of, token_channel, token_key
 from ._models import CancelPayload, parse
 
 __all__ = ("DEFAULT_INTERVAL", "Listener", "Owner", "Watch", "Watcher")
@@ -81,7 +91,8 @@ class Listener:
         self._owner = owner
         self.conn = conn
         self.watches: dict[tuple[str, str], dict[int, Watch]] = {}
-        self._patterns: dict[bytes, str] = {}  # pattern -> namespace (kept while the link lives)
+        # pattern -> (namespace, length of the channels' prefix in bytes), kept while the link lives
+        self._patterns: dict[bytes, tuple[str, int]] = {}
         self._confirmed: set[bytes] = set()
         self._requested: set[bytes] = set()
         self._intervals: Counter[float] = Counter()
@@ -115,7 +126,7 @@ class Listener:
         if watch.interval < previous:
             self._tick_wake.set()
         pattern = pattern_of(watch.namespace).encode()
-        self._patterns.setdefault(pattern, watch.namespace)
+        self._patterns.setdefault(pattern, (watch.namespace, len(token_channel(watch.namespace, "").encode())))
         await self._subscribed(pattern)
         raw = await self._owner.run(lambda c: c.get(token_key(*key)), read_budget)
         if raw is not None:
@@ -154,7 +165,7 @@ class Listener:
                 logger.warning("cancelable_rx: ignored a malformed cancel record of token %r in namespace %r "
                                "(%s): %r", key[1], key[0], err, raw[:200])
             return
-        watches = list(entry.values())
+        watches = tuple(entry.values())
         for watch in watches:  # the operations first: the bookkeeping can wait
             token = watch.ref() if watch.ref is not None else None
             if token is not None:
@@ -162,6 +173,10 @@ class Listener:
                     token._deliver(payload)
                 except Exception:
                     logger.exception("cancelable_rx: applying a cancel to token %r failed", key[1])
+        # After the cancelled operations' tasks have run (they were scheduled first).
+        asyncio.get_running_loop().call_soon(self._unwatch_all, watches, key)
+
+    def _unwatch_all(self, watches: tuple[Watch, ...], key: tuple[str, str]) -> None:
         for watch in watches:
             self.unwatch(watch.serial, *key)
 
@@ -194,10 +209,10 @@ class Listener:
             return
         kind = response[0]
         if kind == b"pmessage" and len(response) == 4:
-            namespace = self._patterns.get(response[1])
+            found = self._patterns.get(response[1])
             channel = response[2]
-            if namespace is not None and isinstance(channel, bytes):
-                prefix = len(namespace.encode()) + len(b":cancel:")
+            if found is not None and isinstance(channel, bytes):
+                namespace, prefix = found
                 self.deliver((namespace, channel[prefix:].decode("utf-8", "replace")), response[3])
         elif kind == b"psubscribe":
             if response[1] in self._patterns:
@@ -208,8 +223,9 @@ class Listener:
 
     async def read_loop(self) -> None:
         while not self._owner.closed:
+            reader = Reader(self.conn, self._dispatch)
             try:
-                response = await self.conn.read_response()
+                await reader.run()
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -218,8 +234,6 @@ class Listener:
                 logger.warning("cancelable_rx: lost the listening connection to Redis at %s (%s); reconnecting",
                                self._owner.endpoint.display, err)
                 await self._reconnect()
-                continue
-            self._dispatch(response)
 
     async def _reconnect(self) -> None:
         """Connect again (backing off up to the re-read interval), subscribe every pattern
@@ -300,3 +314,96 @@ class Listener:
             for key, raw in zip(batch, values, strict=True):
                 if raw is not None:
                     self.deliver(key, raw)
+
+
+class Reader:
+    """Reads the pub/sub connection ``conn`` until it fails, handing every reply to
+    ``dispatch`` (see the module docstring).
+
+    redis-py's ``read_response`` runs as a coroutine stepped here, not as a task: from the
+    connection's stream when bytes arrive (``feed_data``, wrapped while this reader runs),
+    and from the done callback of whatever future it waits for.  `run` returns only by
+    raising: the error that ended the reading (or the caller's cancellation, which closes
+    the coroutine).  If the connection has no asyncio stream to follow, the replies are
+    read in the caller's task.
+    """
+
+    __slots__ = ("_conn", "_dispatch", "_coro", "_waiting", "_stepping", "_ended", "_context")
+
+    def __init__(self, conn: Any, dispatch: Callable[[Any], None]) -> None:
+        self._conn = conn
+        self._dispatch = dispatch
+        self._coro: Any = None
+        self._waiting: Any = None  # the future the coroutine waits for
+        self._stepping = False
+        self._ended: asyncio.Future[None] | None = None
+        self._context = contextvars.copy_context()
+
+    async def _replies(self) -> None:
+        read, dispatch = self._conn.read_response, self._dispatch
+        while True:
+            dispatch(await read())
+            # Read on in the next loop iteration: the tasks this reply woke (operations it
+            # cancelled) run first.
+            await asyncio.sleep(0)
+
+    async def run(self) -> None:
+        stream = getattr(self._conn, "_reader", None)
+        if not isinstance(stream, asyncio.StreamReader):  # nothing to follow: read in this task
+            await self._replies()
+            return
+        self._ended = asyncio.get_running_loop().create_future()
+        self._coro = self._replies()
+        feed = stream.feed_data
+
+        def feed_data(data: bytes) -> None:
+            feed(data)
+            if self._waiting is not None and self._waiting.done():
+                self._step()
+
+        stream.feed_data = feed_data  # type: ignore[method-assign,assignment]
+        try:
+            self._step()
+            await self._ended
+        finally:
+            del stream.feed_data  # the class's method again
+            self._waiting = None
+            coro, self._coro = self._coro, None
+            try:
+                coro.close()
+            except RuntimeError:  # pragma: no cover - it awaited while closing: nothing left to do
+                pass
+
+    def _step(self) -> None:
+        """Run the coroutine until it waits for a future that is not done."""
+        if self._stepping or self._coro is None:
+            return
+        self._stepping = True
+        try:
+            while True:
+                self._waiting = None
+                try:
+                    awaited = self._context.run(self._coro.send, None)
+                except BaseException as err:  # it ended: the connection failed
+                    self._coro = None
+                    ended = self._ended
+                    if ended is not None and not ended.done():
+                        failed = err if isinstance(err, Exception) and not isinstance(err, StopIteration) else None
+                        ended.set_exception(failed or RuntimeError(f"the reader of the pub/sub connection ended: {err!r}"))
+                    if not isinstance(err, (Exception, asyncio.CancelledError)):
+                        raise  # KeyboardInterrupt, SystemExit: as from a task
+                    return
+                if awaited is None:  # a bare yield (sleep(0)): go on in the next iteration
+                    asyncio.get_running_loop().call_soon(self._step)
+                    return
+                awaited._asyncio_future_blocking = False  # as a task does with what it awaits
+                self._waiting = awaited
+                if not awaited.done():
+                    awaited.add_done_callback(self._wake)
+                    return
+        finally:
+            self._stepping = False
+
+    def _wake(self, future: Any) -> None:
+        if self._waiting is future:
+            self._step()

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _encode
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -94,22 +95,32 @@ class OperationRecord(BaseModel):
         return max(0.0, self.deadline_at.timestamp() - time.time())
 
 
+_REASON_JSON = {reason: json.dumps(reason.value) for reason in CancelationReason}
+_origin: tuple[int, str] = (0, "")  # (pid, the JSON of host and pid): a forked child makes its own
+
+
+def _origin_json() -> str:
+    global _origin
+    pid = os.getpid()
+    cached = _origin
+    if cached[0] != pid:
+        cached = _origin = (pid, f'"origin":{{"host":{_encode(_HOST)},"pid":{pid},"operation_id":')
+    return cached[1]
+
+
 def cancel_json(
     name: str, reason: CancelationReason, message: str | None, operation_id: str | None, deadline: float | None
 ) -> bytes:
     """A `CancelPayload` from this process as JSON, written directly (it is on the path of
-    every cancel; ``CancelPayload.model_validate_json`` reads it back, see the tests)."""
-    return json.dumps(
-        {
-            "v": 1,
-            "name": name,
-            "reason": reason.value,
-            "message": message,
-            "origin": {"host": _HOST, "pid": os.getpid(), "operation_id": operation_id},
-            "time": datetime.now(UTC).isoformat(),
-            "deadline": deadline,
-        },
-        separators=(",", ":"),
+    every cancel; ``CancelPayload.model_validate_json`` reads it back, see the tests).
+
+    The same text ``json.dumps`` would write (ASCII, no spaces), from pieces made once per
+    process (host and pid, the reasons) and the escaped strings of this cancel."""
+    return (
+        f'{{"v":1,"name":{_encode(name)},"reason":{_REASON_JSON[reason]},'
+        f'"message":{"null" if message is None else _encode(message)},{_origin_json()}'
+        f'{"null" if operation_id is None else _encode(operation_id)}}},'
+        f'"time":"{datetime.now(UTC).isoformat()}","deadline":{"null" if deadline is None else repr(float(deadline))}}}'
     ).encode()
 
 
