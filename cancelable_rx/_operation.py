@@ -653,7 +653,7 @@ class Operation:
         return True
 
     def _cancel_scope(self) -> None:
-        scope = self._scope  # kept after exit: a hop that lands late finds the state DONE
+        scope = self._scope  # None once the block was left (a hop that lands late does nothing)
         if scope is not None and self._state == RUNNING:
             scope.cancel()
 
@@ -1254,6 +1254,9 @@ class Operation:
             swallowed = scope.__exit__(exc_type, exc, tb) and exc_type is not None
         except BaseException as err:  # the scope replaced the exception (e.g. split a group)
             exc_type, exc, swallowed, raised = type(err), err, False, err
+        # An exited anyio scope keeps its host task (and through it the task's frames): an
+        # ended operation, which a copied context or a history may keep, must not keep them.
+        self._scope = None
         cleanup: BaseException | None = None
         if self._stream is not None:
             cleanup = await self._close_stream()

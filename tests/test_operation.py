@@ -4,6 +4,7 @@ the cancellation observable; on asyncio and trio."""
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -442,3 +443,15 @@ async def test_a_long_lived_parent_remembers_a_bounded_set_of_children() -> None
             async with Cancelable(parent=parent) as newest:
                 assert newest.id in parent.context.child_ids
             assert len(parent.context.child_ids) == RECENT_CHILDREN + 1
+
+
+async def test_an_ended_operation_keeps_no_cancel_scope_and_so_no_task() -> None:
+    """An exited anyio scope keeps its host task; an ended operation (which a copied
+    context, a keep-alive timer or a history may keep for a while) must not keep it."""
+    scope_class = type(anyio.CancelScope())
+    op = Cancelable()
+    async with op:
+        assert any(isinstance(r, scope_class) for r in gc.get_referents(op))
+    assert not any(isinstance(r, scope_class) for r in gc.get_referents(op))
+    with pytest.raises(RuntimeError, match="was not entered"):  # leaving twice is still an error
+        await op.__aexit__(None, None, None)
