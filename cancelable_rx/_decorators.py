@@ -84,8 +84,20 @@ def cancelable(
 
     Cancellation: leaving a cancelled call raises the typed ``CancelationError``.
     """
+    return cancelable_for(Cancelable, timeout, operation_id, name, register_globally, inject_param)
+
+
+def cancelable_for(
+    cls: type[Cancelable],
+    timeout: float | timedelta | None,
+    operation_id: str | None,
+    name: str | None,
+    register_globally: bool,
+    inject_param: str | None,
+) -> Decorator[R]:
+    """`cancelable`, building operations of class ``cls`` (a face of `Cancelable`)."""
     if timeout is not None:
-        Cancelable.with_timeout(timeout)  # validate now, at decoration time
+        cls.with_timeout(timeout)  # validate now, at decoration time
 
     def make(func: Callable[..., Any]) -> Cancelable:
         kw: dict[str, Any] = {
@@ -93,7 +105,7 @@ def cancelable(
             "name": name or func.__name__,
             "register_globally": register_globally,
         }
-        return Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
+        return cls.with_timeout(timeout, **kw) if timeout is not None else cls(**kw)
 
     def decorate(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         wrapper = _run_with(func, make, inject_param, "cancelable")
@@ -116,8 +128,15 @@ def cancelable_method(
 
     Cancellation: leaving a cancelled call raises the typed ``CancelationError``.
     """
+    return cancelable_method_for(Cancelable, timeout, name, register_globally)
+
+
+def cancelable_method_for(
+    cls: type[Cancelable], timeout: float | timedelta | None, name: str | None, register_globally: bool
+) -> Decorator[R]:
+    """`cancelable_method`, building operations of class ``cls``."""
     if timeout is not None:
-        Cancelable.with_timeout(timeout)  # validate now, at decoration time
+        cls.with_timeout(timeout)  # validate now, at decoration time
 
     def decorate(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         check_async_function(func, "cancelable_method")
@@ -130,7 +149,7 @@ def cancelable_method(
                 "name": name or f"{type(self).__name__}.{func.__name__}",
                 "register_globally": register_globally,
             }
-            op = Cancelable.with_timeout(timeout, **kw) if timeout is not None else Cancelable(**kw)
+            op = cls.with_timeout(timeout, **kw) if timeout is not None else cls(**kw)
             async with op:
                 if inject:
                     kwargs["cancelable"] = op
@@ -155,10 +174,22 @@ def cancelable_with_token(
     inject_param: str | None = "cancelable",
 ) -> Decorator[R]:
     """Each call runs in an operation cancelled by ``token``."""
+    return cancelable_with_token_for(Cancelable, token, operation_id, name, register_globally, inject_param)
+
+
+def cancelable_with_token_for(
+    cls: type[Cancelable],
+    token: CancelationToken,
+    operation_id: str | None,
+    name: str | None,
+    register_globally: bool,
+    inject_param: str | None,
+) -> Decorator[R]:
+    """`cancelable_with_token`, building operations of class ``cls``."""
     check_instance(token, CancelationToken, "token", "a CancelationToken")
 
     def make(func: Callable[..., Any]) -> Cancelable:
-        return Cancelable.with_token(
+        return cls.with_token(
             token, operation_id=operation_id, name=name or func.__name__, register_globally=register_globally
         )
 
@@ -173,12 +204,24 @@ def cancelable_with_signal(
     inject_param: str | None = "cancelable",
 ) -> Decorator[R]:
     """Each call runs in an operation cancelled by any of ``signals`` (main thread only)."""
+    return cancelable_with_signal_for(Cancelable, signals, operation_id, name, register_globally, inject_param)
+
+
+def cancelable_with_signal_for(
+    cls: type[Cancelable],
+    signals: tuple[int, ...],
+    operation_id: str | None,
+    name: str | None,
+    register_globally: bool,
+    inject_param: str | None,
+) -> Decorator[R]:
+    """`cancelable_with_signal`, building operations of class ``cls``."""
     check_not_empty(signals, "signals", "cancelable_with_signal(signal.SIGTERM)")
     for sig in signals:
         check_signal(sig)
 
     def make(func: Callable[..., Any]) -> Cancelable:
-        return Cancelable.with_signal(
+        return cls.with_signal(
             *signals, operation_id=operation_id, name=name or func.__name__, register_globally=register_globally
         )
 
@@ -195,10 +238,26 @@ def cancelable_with_condition(
     inject_param: str | None = "cancelable",
 ) -> Decorator[R]:
     """Each call runs in an operation cancelled when ``condition()`` becomes true."""
-    Cancelable.with_condition(condition, check_interval, condition_name)  # validate now
+    return cancelable_with_condition_for(
+        Cancelable, condition, check_interval, condition_name, operation_id, name, register_globally, inject_param
+    )
+
+
+def cancelable_with_condition_for(
+    cls: type[Cancelable],
+    condition: Callable[[], bool | Awaitable[bool]],
+    check_interval: float,
+    condition_name: str | None,
+    operation_id: str | None,
+    name: str | None,
+    register_globally: bool,
+    inject_param: str | None,
+) -> Decorator[R]:
+    """`cancelable_with_condition`, building operations of class ``cls``."""
+    cls.with_condition(condition, check_interval, condition_name)  # validate now
 
     def make(func: Callable[..., Any]) -> Cancelable:
-        return Cancelable.with_condition(
+        return cls.with_condition(
             condition,
             check_interval=check_interval,
             condition_name=condition_name,
@@ -210,12 +269,14 @@ def cancelable_with_condition(
     return lambda func: _run_with(func, make, inject_param, "cancelable_with_condition")
 
 
-def _copy_template(template: Cancelable) -> Cancelable:
-    """A fresh, unentered operation with the template's sources (fresh copies), timeout
-    and tokens."""
-    op = Cancelable(name=template.name, parent=template.parent)
+def _copy_template(cls: type[Cancelable], template: Cancelable) -> Cancelable:
+    """A fresh, unentered operation of class ``cls`` with the template's sources (fresh
+    copies), timeout and tokens (a token the template was given, not its own)."""
+    op = cls(name=template.name, parent=template.parent)
     op._timeout = template._timeout
-    op._token = template._token if not template._own_token else None
+    if not template._own_token and template._token is not None:
+        op._token = template._token
+        op._own_token = False
     op._tokens = template._tokens
     if template._sources:
         op._sources = tuple(s._fresh() for s in template._sources)
@@ -232,6 +293,18 @@ def cancelable_combine(
     """Each call runs in one operation cancelled by the first source of any of
     ``cancelables`` (used as templates: they are never entered themselves; every
     timeout, token, signal and condition they carry applies, fresh per call)."""
+    return cancelable_combine_for(Cancelable, cancelables, operation_id, name, register_globally, inject_param)
+
+
+def cancelable_combine_for(
+    cls: type[Cancelable],
+    cancelables: tuple[Cancelable, ...],
+    operation_id: str | None,
+    name: str | None,
+    register_globally: bool,
+    inject_param: str | None,
+) -> Decorator[R]:
+    """`cancelable_combine`, building operations of class ``cls``."""
     check_not_empty(
         cancelables, "cancelables", "cancelable_combine(Cancelable.with_timeout(30))",
         lead="At least one cancelable must be provided",
@@ -240,7 +313,7 @@ def cancelable_combine(
         check_instance(c, Cancelable, f"cancelables[{i}]", "a Cancelable (used as a template)")
 
     def make(func: Callable[..., Any]) -> Cancelable:
-        parts = [_copy_template(c) for c in cancelables]
+        parts = [_copy_template(cls, c) for c in cancelables]
         op = parts[0].combine(*parts[1:])
         op._name = name or func.__name__
         if operation_id is not None:
@@ -265,13 +338,24 @@ def with_timeout(
 ) -> Any:
     """``await with_timeout(5, fetch())`` runs a coroutine under a timeout; without
     ``coro`` it is a decorator (``@with_timeout(5)``).  Raises ``TimeoutCancelation``."""
-    Cancelable.with_timeout(timeout)  # validate now
+    return with_timeout_for(Cancelable, timeout, coro, operation_id, name)
+
+
+def with_timeout_for(
+    cls: type[Cancelable],
+    timeout: float | timedelta,
+    coro: Awaitable[T] | None,
+    operation_id: str | None,
+    name: str | None,
+) -> Any:
+    """`with_timeout`, building operations of class ``cls``."""
+    cls.with_timeout(timeout)  # validate now
     if coro is None:
-        return cancelable(timeout, operation_id=operation_id, name=name, inject_param=None)
+        return cancelable_for(cls, timeout, operation_id, name, False, None)
     check_awaitable(coro, "coro")
 
     async def run() -> T:
-        async with Cancelable.with_timeout(timeout, operation_id=operation_id, name=name):
+        async with cls.with_timeout(timeout, operation_id=operation_id, name=name):
             return await coro
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -347,6 +431,11 @@ def ensure_operation(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitab
     operation leaves like any other (typed ``CancelationError``); inside the current one,
     cancellation is the current operation's.
     """
+    return ensure_operation_for(Cancelable, func)
+
+
+def ensure_operation_for(cls: type[Cancelable], func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """`ensure_operation`, making operations of class ``cls``."""
     check_async_function(func, "ensure_operation")
     sig = inspect.signature(func)
     inject = "cancelable" if "cancelable" in sig.parameters else None
@@ -358,7 +447,7 @@ def ensure_operation(func: Callable[..., Awaitable[R]]) -> Callable[..., Awaitab
             if inject is not None:
                 kwargs[inject] = op
             return await func(*args, **kwargs)
-        async with Cancelable(name=func.__name__) as new_op:
+        async with cls(name=func.__name__) as new_op:
             if inject is not None:
                 kwargs[inject] = new_op
             return await func(*args, **kwargs)

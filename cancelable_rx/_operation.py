@@ -161,6 +161,16 @@ class ParentFired:
         return self.parent.id
 
 
+def _precancelled(tok: CancelationToken) -> CancelEvent:
+    """The event of a token (given, or combined) that was cancelled before the operation started."""
+    return CancelEvent(
+        tok.reason or CancelationReason.MANUAL,
+        f"token {tok.id[:8]} was already cancelled before the operation started"
+        + (f": {tok.message}" if tok.message else ""),
+        tok,
+    )
+
+
 def _source_error(source: object) -> object:
     """The ``error`` a source that failed keeps (an erroring observable), or None.  Tokens
     are not asked: a missing attribute of a pydantic model costs microseconds."""
@@ -416,9 +426,11 @@ class Operation:
         ended cancelled.
 
         Inside the block it turns True as soon as a source fires (before the next
-        checkpoint), including a deadline that has passed.  Once the operation has ended it
-        follows the outcome: an operation whose body raised another error is ``FAILED``,
-        not cancelled.
+        checkpoint), including a deadline that has passed.  Before the operation is entered it
+        is True once its token (own or given) or its parent has been cancelled; reading it
+        records that cancellation, and entering then cancels the operation at once.  Once the
+        operation has ended it follows the outcome: an operation whose body raised another
+        error is ``FAILED``, not cancelled.
         """
         state = self._state
         if state == DONE:
@@ -432,6 +444,8 @@ class Operation:
             if self._deadline != _INF and handle is not None and handle.now() >= self._deadline:
                 self._record(self._timeout_event())
                 return self._fired is not None
+        elif state == PENDING:
+            return self._check_pending()
         return False
 
     @property
@@ -580,17 +594,54 @@ class Operation:
     @property
     def token(self) -> CancelationToken:
         """The operation's token.  Cancelling it cancels the operation; it is cancelled (with
-        the same reason) when the operation is.  With ``with_token(t)`` it is ``t``."""
+        the same reason) when the operation is.  With ``with_token(t)`` it is ``t``.
+
+        Before the operation is entered, reading it (like `is_cancelled`) first records the
+        cancellation that entering would deliver at once: a cancelled token, or a cancelled
+        parent (the child's own token is then cancelled with reason ``PARENT``)."""
         tok = self._token
         if tok is None:
             tok = self._token = LinkedCancelationToken()
             self._own_token = True
+            if self._state == PENDING:
+                self._check_pending()
             fired = self._fired
             if fired is not None:
                 tok.cancel_sync(fired.reason, fired.message)
             elif self._state == RUNNING:
                 tok._listen(self._on_token, self)
+        elif self._state == PENDING and self._fired is None:
+            self._check_pending()
         return tok
+
+    def _check_pending(self) -> bool:
+        """Before the operation is entered: record the cancellation that entering would
+        deliver at once (a token of its own or given, or a cancelled parent), so that
+        `is_cancelled`, `check_cancelation` and the token say so already.  True if cancelled.
+
+        Thread-safety: any thread (recording is first-event-wins).
+        """
+        if self._fired is not None:
+            return True
+        event: CancelEvent | None = None
+        own = self._token if self._own_token else None
+        for tok in (self._token, *self._tokens):
+            if tok is not None and tok.is_cancelled:
+                event = (
+                    CancelEvent(tok.reason or CancelationReason.MANUAL, tok.message, tok) if tok is own else _precancelled(tok)
+                )
+                break
+        parent = self._parent
+        if event is None and parent is not None and not self._shielded:
+            if parent._state == PENDING:
+                parent._check_pending()
+            fired = parent._fired
+            if fired is not None:
+                event = parent._parent_event(fired)
+        if event is None:
+            return False
+        self._record(event)
+        return self._fired is not None
 
     # -- firing (any thread) ------------------------------------------------------------
 
@@ -932,6 +983,8 @@ class Operation:
         """
         if self._fired is not None and (self._state != DONE or self._status is _CANCELLED):
             raise self._cancel_error()
+        if self._state == PENDING and self._check_pending():
+            raise self._cancel_error()
         handle = self._handle
         if self._state == RUNNING and handle is not None and not handle.in_loop_thread():
             _check_cancelled_in_worker()
@@ -1043,14 +1096,7 @@ class Operation:
             tok._listen(self._on_token, self)
             self._on_token(tok)  # a stop requested before the operation started
         elif tok.is_cancelled and not self._own_token:
-            self._fire(
-                CancelEvent(
-                    tok.reason or CancelationReason.MANUAL,
-                    f"token {tok.id[:8]} was already cancelled before the operation started"
-                    + (f": {tok.message}" if tok.message else ""),
-                    tok,
-                )
-            )
+            self._fire(_precancelled(tok))
         else:
             tok._listen(self._on_token, self)
 

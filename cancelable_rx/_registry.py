@@ -352,7 +352,8 @@ class OperationRegistry:
         status: OperationStatus | None = None,
         since: datetime | None = None,
     ) -> list[OperationContext]:
-        """Ended operations, oldest first; ``limit`` keeps the newest N."""
+        """Ended operations, oldest first; ``status`` keeps those that ended so, ``since``
+        those that ended at or after that time (an aware datetime), ``limit`` the newest N."""
         return self.get_history_sync(limit, status, since)
 
     async def cleanup_completed(self, older_than: timedelta | None = None, keep_failed: bool = True) -> int:
@@ -446,7 +447,7 @@ class OperationRegistry:
         if status is not None:
             contexts = [c for c in contexts if c.status is status]
         if since is not None:
-            contexts = [c for c in contexts if c.end_time is not None and c.end_time > since]
+            contexts = [c for c in contexts if c.end_time is not None and c.end_time >= since]
         if limit is not None:
             contexts = contexts[-limit:] if limit else []
         return contexts

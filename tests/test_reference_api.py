@@ -60,10 +60,18 @@ def test_every_reference_name_is_importable() -> None:
     assert [n for n in REFERENCE_WEB_NAMES if not hasattr(web, n)] == []
 
 
-def test_the_compat_face_shares_everything_but_cancelable() -> None:
+# What the compatibility face has of its own: its Cancelable, and what builds operations.
+COMPAT_BUILDERS = {
+    "Cancelable", "cancelable", "cancelable_combine", "cancelable_method", "cancelable_stream",
+    "cancelable_with_condition", "cancelable_with_signal", "cancelable_with_token", "ensure_operation", "with_timeout",
+}  # fmt: skip
+
+
+def test_the_compat_face_shares_everything_but_cancelable_and_what_builds_it() -> None:
     assert set(compat.__all__) == set(cancelable_rx.__all__) | {"CompatWarning"}
-    shared = [n for n in cancelable_rx.__all__ if n != "Cancelable"]
+    shared = [n for n in cancelable_rx.__all__ if n not in COMPAT_BUILDERS]
     assert [n for n in shared if getattr(compat, n) is not getattr(cancelable_rx, n)] == []
+    assert [n for n in COMPAT_BUILDERS if getattr(compat, n) is getattr(cancelable_rx, n)] == []
     assert issubclass(compat.Cancelable, Cancelable) and compat.Cancelable is not Cancelable
 
 
@@ -219,3 +227,16 @@ async def test_leaving_without_entering_says_so() -> None:
 
 def test_history_since_filter_takes_aware_datetimes() -> None:
     assert OperationRegistry().get_history_sync(since=datetime.now(UTC)) == []
+
+
+async def test_history_since_includes_an_operation_that_ended_at_that_instant() -> None:
+    registry = OperationRegistry()
+    now = datetime.now(UTC)
+    for hours in range(5):
+        op = Cancelable(name=f"h{hours}")
+        await registry.register(op)
+        op.context.status = OperationStatus.COMPLETED
+        op.context.end_time = now - timedelta(hours=hours)  # as a reference user sets it
+        await registry.unregister(op.id)
+    since = now - timedelta(hours=3)
+    assert [c.name for c in await registry.get_history(since=since)] == ["h0", "h1", "h2", "h3"]

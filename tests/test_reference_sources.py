@@ -60,6 +60,19 @@ class Ticker(CancelationSource):
         self.stopped += 1
 
 
+class Stopless(CancelationSource):
+    """A reference-style source whose stop fails."""
+
+    stop_called = False
+
+    async def start_monitoring(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+
+    async def stop_monitoring(self) -> None:
+        self.stop_called = True
+        raise RuntimeError("cannot stop")
+
+
 async def test_a_reference_style_source_cancels_with_its_reason_and_is_stopped() -> None:
     src = Ticker(3)
     assert src.name == "Ticker" and str(src) == "Ticker(reason=condition)" and src.triggered is False
@@ -178,6 +191,36 @@ async def test_library_sources_follow_the_reference_api_when_driven_directly() -
     await composite.stop_monitoring()
     assert composite.triggered_source is composite.sources[0] and composite.reason is CancelationReason.SIGNAL
     assert fired == ["2 ticks"] and composite.sources[0].stopped == 1
+
+
+async def test_a_composite_started_directly_and_stopped_at_once_starts_and_stops_every_part(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for kind in (CompositeSource, AllOfSource):
+        parts = [Ticker(10_000, name="a"), Ticker(10_000, name="b")]
+        composite = kind(list(parts))
+        caplog.clear()
+        await composite.start_monitoring(anyio.CancelScope())
+        await composite.stop_monitoring()  # at once: no checkpoint of ours in between
+        assert [(p.started, p.stopped) for p in parts] == [(1, 1), (1, 1)]
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # a part whose stop fails is logged; the composite's stop returns
+    stopless = Stopless(CancelationReason.MANUAL)
+    composite = CompositeSource([stopless])
+    await composite.start_monitoring(anyio.CancelScope())
+    await composite.stop_monitoring()
+    assert stopless.stop_called and "stop_monitoring() of Stopless" in caplog.text
+
+
+async def test_a_source_is_stopped_exactly_when_it_was_started() -> None:
+    quick = Ticker(10_000)
+    async with Cancelable().add_source(quick) as op:
+        pass  # no checkpoint: the operation leaves before its monitoring task began
+    assert op.status is OperationStatus.COMPLETED and (quick.started, quick.stopped) == (0, 0)
+    slow = Ticker(10_000)
+    async with Cancelable().add_source(slow):
+        await anyio.sleep(0.01)
+    assert (slow.started, slow.stopped) == (1, 1)
 
 
 async def test_reference_argument_checks_keep_their_wording() -> None:

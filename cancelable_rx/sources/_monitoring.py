@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .._loop import LoopHandle, capture
 from .._models import CancelationReason, CancelEvent
@@ -118,15 +119,17 @@ def monitor(source: CancelationSource, host: SourceHost) -> Callable[[], None]:
 
     Cancellation: the task runs shielded, so ``stop_monitoring`` runs to its end when the
     operation exits (the operation waits for it); a ``start_monitoring`` still running then
-    is cancelled.  An error raised by ``start_monitoring`` fails the operation; one raised by
-    ``stop_monitoring`` is logged.
+    is cancelled, and one that had not begun is not run: a source is stopped exactly when it
+    was started.  Start and stop run in the same task and scope, so a task group opened by
+    one is closed by the other.  An error raised by ``start_monitoring`` fails the
+    operation; one raised by ``stop_monitoring`` is logged.
     """
     scope = MonitorScope(source)
 
     async def work() -> None:
         with anyio.CancelScope(shield=True) as own:
             scope._own = own
-            if scope._disarmed:
+            if scope._disarmed:  # the operation left before this task began
                 return
             await source.start_monitoring(scope)
             scope._started = True
@@ -153,13 +156,22 @@ class DirectArming:
         self._handle: LoopHandle = capture()
         self._tg: anyio.abc.TaskGroup | None = None
         self._disarm: Callable[[], object] | None = None
+        self._spawned = 0
+        self._begun = 0
 
     async def start(self) -> None:
+        """Arm the source; return once the background work it started has begun (so the
+        reference-style parts of a composite have run their ``start_monitoring`` up to its
+        first checkpoint, and a ``stop`` right after stops them).
+
+        Cancellation: a checkpoint, at least once per background task the source starts."""
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
         self._source._listen(self._on_fire)
         self._disarm = self._source.arm(self)
+        while self._begun < self._spawned:
+            await anyio.lowlevel.checkpoint()
 
     async def stop(self) -> None:
         self._source._unlisten(self._on_fire)
@@ -171,12 +183,15 @@ class DirectArming:
                 logger.exception("cancelable_rx: disarming %s failed", self._source)
         tg, self._tg = self._tg, None
         if tg is not None:
+            # Stop the work; shield the (immediate) wait for it from an enclosing cancellation.
+            # The task group's own scope is shielded: a scope entered around its exit would
+            # not be the innermost one when it exits.
             tg.cancel_scope.cancel()
-            with anyio.CancelScope(shield=True):
-                try:
-                    await tg.__aexit__(None, None, None)
-                except Exception:
-                    logger.exception("cancelable_rx: background work of %s failed", self._source)
+            tg.cancel_scope.shield = True
+            try:
+                await tg.__aexit__(None, None, None)
+            except Exception:
+                logger.exception("cancelable_rx: background work of %s failed", self._source)
 
     def _on_fire(self, event: CancelEvent) -> None:
         self.call(lambda: self._fired(event))
@@ -199,9 +214,11 @@ class DirectArming:
     def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
         if self._tg is None:
             raise RuntimeError(f"{self._source} is not monitoring: call start_monitoring(scope) first")
+        self._spawned += 1
         self._tg.start_soon(self._guarded, fn)
 
     async def _guarded(self, fn: Callable[[], Awaitable[object]]) -> None:
+        self._begun += 1
         try:
             await fn()
         except Exception:
