@@ -14,8 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(<!--\s*not-runnable:(?P<why>.*?)-->\s*)?```python\n(?P<code>.*?)```", re.S)
-FENCE = re.compile(r"(<!--\s*not-runnable:(?P<why>.*?)-->\s*)?```(?P<lang>[\w-]*)\n.*?```", re.S)
+BLOCK = re.compile(r"(<!--\s*not-runnable:(?P<why>[^\n]*?)-->\s*)?```python\n(?P<code>.*?)```", re.S)
+FENCE = re.compile(r"(<!--\s*not-runnable:(?P<why>[^\n]*?)-->\s*)?```(?P<lang>[\w-]*)\n.*?```", re.S)
 
 
 def _blocks() -> list[tuple[str, int, str, str | None]]:
