@@ -279,9 +279,12 @@ class DistributedToken(CancelationToken):
                 object.__setattr__(self, "_home", None)
 
     def _deliver(self, payload: CancelPayload) -> None:
-        """On the home loop: the record appeared (the link drops the watch right after)."""
+        """On the home loop: the record appeared (the link drops the watch right after).
+        `_flip`, inlined: this is the path of every cancel announced by Redis."""
         object.__setattr__(self, "_link", None)
-        self._flip(payload)
+        if self._remote is None:
+            object.__setattr__(self, "_remote", payload)
+        CancelationToken.cancel_sync(self, payload.reason, payload.message)
 
     def _flip(self, payload: CancelPayload) -> None:
         """Set the local state from a record (any thread; the first flip wins)."""
