@@ -164,7 +164,10 @@ def table(bench: str, data: dict[str, Any]) -> str:
         base = _fmt_value(r, r["baseline"]) if r["baseline"] is not None else "–"
         if r["baseline_label"]:
             base += f" ({r['baseline_label']})"
-        if r["kind"] == "ratio":
+        if not math.isfinite(r["target"]):  # a row shown for reference (the floor): no target
+            value = f"{r['value']:.2f}x" if r["kind"] == "ratio" else f"+{fmt_time(r['value'])}"
+            target = "(reference)"
+        elif r["kind"] == "ratio":
             value, target = f"{r['value']:.2f}x", f"≤ {r['target']}x {verdict}"
         elif r["kind"] == "delta":
             value, target = f"+{fmt_time(r['value'])}", f"≤ +{fmt_time(r['target'])} {verdict}"
