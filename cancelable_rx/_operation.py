@@ -762,7 +762,10 @@ class Operation:
             )
         if self._own_deadline != _INF and now >= self._own_deadline:
             src = self._timeout_source()
-            return CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
+            event = CancelEvent(CancelationReason.TIMEOUT, src.default_message(), src)
+            if not src._fired and not src._listeners:  # (a plain timeout's, made just now)
+                src._fired, src._value = True, event  # fired in place: nobody listens to it
+            return event
         if self._parent is not None:
             return CancelEvent(
                 CancelationReason.PARENT,
@@ -1368,8 +1371,9 @@ class Operation:
                 # caught with nothing recorded, or ended past its deadline: the deadline passed
                 fired = self._timeout_event()
                 self._store_sealed(fired)
-                if isinstance(fired.source, CancelationSource):
-                    fired.source.fire(fired.message)
+                src = fired.source
+                if isinstance(src, CancelationSource) and not src._fired:
+                    src.fire(fired.message)
             # A source that fired because it failed (an erroring observable) keeps its error.
             cause = _source_error(fired.source)
             if isinstance(cause, BaseException):

@@ -58,3 +58,22 @@ async def test_an_infinite_timeout_never_fires() -> None:
         assert op.deadline == math.inf
         await anyio.lowlevel.checkpoint()
     assert op.is_completed and not src.triggered
+
+
+async def test_a_plain_timeout_reports_a_fired_timeout_source() -> None:
+    """The event of a plain ``with_timeout`` names a `TimeoutSource` that says it fired,
+    with the operation's timeout, whether it is read during the block or after it."""
+    op = Cancelable.with_timeout(0.01)
+    with pytest.raises(TimeoutCancelation, match=r"timed out after 0.01s"):
+        async with op:
+            await anyio.sleep(5)
+    seen: list[CancelEvent] = []
+    op.cancellation.subscribe(seen.append)
+    [event] = seen
+    src = event.source
+    assert isinstance(src, TimeoutSource)
+    assert src.triggered and src.timeout_seconds == 0.01
+    assert event.reason is CancelationReason.TIMEOUT and event.message == "Operation timed out after 0.01s"
+    replay: list[CancelEvent] = []
+    src.subscribe(replay.append)  # a fired source replays its event to a late subscriber
+    assert replay == [event]

@@ -141,6 +141,8 @@ class CancelationSource(FireOnce[CancelEvent]):
     _monitoring_task: Any = None
     _direct: DirectArming | None = None
     _triggered: bool = False
+    error: BaseException | None = None
+    """The error a source that failed keeps (an erroring observable), else None."""
     _reference_style: ClassVar[bool] = False
     """True for a subclass written against the reference's API (it implements
     ``start_monitoring`` and keeps the default `on_arm`)."""
