@@ -228,31 +228,34 @@ class Cancelable(Operation):
         combined = type(self)()
         combined._name = f"combined_{self.name}"
         combined._metadata = {"combined": True, "preserve_reason": True}
-        if self._parent is not None:
-            combined._parent = self._parent
-        if self._register_globally:
-            combined._register_globally = True
-        if self._suppress:
-            combined._suppress = True
-        sources: tuple[CancelationSource, ...] = ()
-        tokens: list[CancelationToken] = []
-        timeout = _INF
-        parts: tuple[Cancelable, ...] = (self, *others)
-        for part in parts:
+        combined._parent = self._parent
+        combined._register_globally = self._register_globally
+        combined._suppress = self._suppress
+        sources = self._sources
+        timeout = self._timeout
+        token = self._token
+        tokens = [token] if token is not None else []
+        if self._tokens:
+            tokens += self._tokens
+        for part in others:
             if part._sources:
                 sources += part._sources
             if part._timeout < timeout:
                 timeout = part._timeout
             token = part._token
-            if token is not None and token not in tokens:
+            if token is not None:
                 tokens.append(token)
             if part._tokens:
-                tokens.extend(t for t in part._tokens if t not in tokens)
-        if timeout != _INF:
-            combined._timeout = timeout
-        if sources:
-            combined._sources = sources
+                tokens += part._tokens
+        combined._timeout = timeout
+        combined._sources = sources
         if tokens:
+            if len(tokens) > 1:  # each token once, in order of first appearance
+                unique: list[CancelationToken] = []
+                for token in tokens:
+                    if token not in unique:
+                        unique.append(token)
+                tokens = unique
             combined._tokens = tuple(tokens)
         return combined
 
