@@ -93,7 +93,10 @@ async def test_cross_thread_cancels_are_never_lost_nor_split() -> None:
                 assert ctx.cancel_reason is None and finals[op.id] is LifecycleKind.COMPLETED
                 outcomes["completed"] += 1
             else:
-                assert raised.message == "stress", raised
+                # A token cancelled before the block was entered (a canceller thread that ran
+                # first on a loaded machine): leaving says so, then gives the token's message.
+                early = f"token {token.id[:8]} was already cancelled before the operation started: stress" if token else None
+                assert raised.message in ("stress", early), raised
                 assert op.status is OperationStatus.CANCELLED and ctx.status is OperationStatus.CANCELLED
                 assert op.is_cancelled and ctx.is_cancelled
                 assert op.cancel_reason is CancelationReason.MANUAL and ctx.cancel_reason is CancelationReason.MANUAL
