@@ -1579,16 +1579,28 @@ class Operation:
                 raise self._stop_error()
         raise AssertionError("unreachable")  # pragma: no cover - the scope caught a cancellation
 
-    def _end_detached(self, exc: BaseException | None, own: bool = False) -> None:
+    def _end_detached(self, exc: BaseException | None, own: bool = False) -> OperationStatus | None:
         """A detached stream ended: ``exc`` is what ended it, if anything (``own``: it is the
-        operation's typed error, raised by `_fetch_detached`).  Same classifier as a block."""
+        operation's typed error, raised by `_fetch_detached`).  Same classifier as a block.
+        Returns the final status (None if it had already ended); the stream then runs the
+        status callbacks (`_run_end_callbacks`)."""
         if self._state != RUNNING:
-            return
+            return None
         self._disarm_all()
         if self._host is not None:
             self._host.close()
         self._seal()
-        self._decide(exc, own)
+        return self._decide(exc, own)
+
+    async def _run_end_callbacks(self, status: OperationStatus, exc: BaseException | None) -> None:
+        """Run the callbacks of ``status`` for an operation that ended outside a block (a
+        detached stream), as leaving a block runs them: shielded, to their end."""
+        if status is _COMPLETED:
+            await self._trigger("complete")
+        elif status is _CANCELLED:
+            await self._trigger("cancel")
+        else:
+            await self._trigger("error", self._failure if self._failure is not None else exc)
 
     def _stop_error(self) -> BaseException:
         """What a stream raises when it stops for the operation: the failure of a source, if

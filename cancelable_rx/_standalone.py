@@ -52,10 +52,11 @@ def cancelable_stream(
     records the partial result and the outcome on it.  Configure ``op`` itself: ``timeout``,
     ``token``, ``operation_id`` and ``name`` must then be None (ValueError otherwise);
     ``report_interval``, ``on_progress`` and ``buffer_partial`` apply as usual.  An operation
-    runs once: one that was entered, or already started by a stream, is a ValueError.  As for
-    every stream's operation, progress callbacks and observables run, status callbacks
-    (``on_start``, ``on_complete``, ``on_cancel``, ``on_error``) do not: read ``op.status``
-    when the stream ends, or subscribe to ``op.cancellation``.
+    runs once: one that was entered, or already started by a stream, is a ValueError.  Its
+    callbacks run as for a block: ``on_start`` at the first item request; ``on_complete``,
+    ``on_cancel`` or ``on_error`` when the stream ends, after the source is closed and before
+    the end or the error reaches the consumer (shielded, to their end; for a stream left by a
+    plain ``break``, on the loop soon after).
 
     Example::
 

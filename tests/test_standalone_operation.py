@@ -148,3 +148,75 @@ async def test_an_operation_runs_once() -> None:
 async def test_operation_must_be_a_cancelable() -> None:
     with pytest.raises(TypeError, match="`operation` must be a Cancelable or None"):
         cancelable_stream(Source(1).gen(), operation=CancelationToken())  # type: ignore[arg-type]
+
+
+class Calls:
+    """Status callbacks that record (kind, status seen, error) in the order they ran; the
+    async ones await a checkpoint, so a callback that is not awaited would not finish."""
+
+    def __init__(self, op: Cancelable) -> None:
+        self.seen: list[tuple[str, OperationStatus, object]] = []
+        op.on_start(self.start).on_complete(self.complete).on_cancel(self.cancel).on_error(self.error)
+
+    def start(self, ctx: object) -> None:
+        self.seen.append(("start", ctx.status, None))  # type: ignore[attr-defined]
+
+    async def complete(self, ctx: object) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.seen.append(("complete", ctx.status, None))  # type: ignore[attr-defined]
+
+    async def cancel(self, ctx: object) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.seen.append(("cancel", ctx.status, ctx.cancel_reason))  # type: ignore[attr-defined]
+
+    def error(self, ctx: object, err: BaseException) -> None:
+        self.seen.append(("error", ctx.status, err))  # type: ignore[attr-defined]
+
+
+async def test_status_callbacks_run_when_the_stream_completes() -> None:
+    op = Cancelable()
+    calls = Calls(op)
+    items = [i async for i in cancelable_stream(Source(3).gen(), operation=op)]
+    assert items == [0, 1, 2]
+    assert calls.seen == [("start", OperationStatus.RUNNING, None), ("complete", OperationStatus.COMPLETED, None)]
+
+
+async def test_status_callbacks_run_before_the_typed_error_of_a_cancelled_stream() -> None:
+    op = Cancelable.with_timeout(0.05)
+    calls = Calls(op)
+    with pytest.raises(TimeoutCancelation):
+        async for _ in cancelable_stream(Source(100, delay=0.02).gen(), operation=op):
+            pass
+    assert calls.seen == [
+        ("start", OperationStatus.RUNNING, None),
+        ("cancel", OperationStatus.CANCELLED, CancelationReason.TIMEOUT),
+    ]
+
+
+async def test_status_callbacks_run_for_a_source_that_raises() -> None:
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        raise KeyError("boom")
+
+    op = Cancelable()
+    calls = Calls(op)
+    with pytest.raises(KeyError):
+        async for _ in cancelable_stream(failing(), operation=op):
+            pass
+    assert [kind for kind, _, _ in calls.seen] == ["start", "error"]
+    kind, status, err = calls.seen[1]
+    assert status is OperationStatus.FAILED and isinstance(err, KeyError)
+
+
+async def test_status_callbacks_run_for_a_stream_left_by_a_plain_break() -> None:
+    op = Cancelable()
+    calls = Calls(op)
+    src = Source(100)
+    async for item in cancelable_stream(src.gen(), operation=op):
+        if item == 1:
+            break  # no aclosing: ended on the loop, callbacks included
+    with anyio.fail_after(5):
+        while len(calls.seen) < 2:
+            await anyio.lowlevel.checkpoint()
+    assert calls.seen == [("start", OperationStatus.RUNNING, None), ("complete", OperationStatus.COMPLETED, None)]
+    assert src.closed

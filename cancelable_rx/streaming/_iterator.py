@@ -23,7 +23,7 @@ import anyio.lowlevel
 from aiostream.aiter_utils import AsyncIteratorContext
 
 from .._checks import check_positive_int, fail_type
-from .._models import PartialResult
+from .._models import OperationStatus, PartialResult
 from .._operation import SOFT_STOP
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class FusedIterator(Generic[T]):
 
     __slots__ = (
         "_op", "_src", "_sync", "_count", "_buf", "_every", "_next_report", "_next_cp",
-        "_state", "_detached", "_started", "_src_closed", "_agen", "_context", "stop",
+        "_state", "_detached", "_started", "_src_closed", "_agen", "_context", "_due", "stop",
     )  # fmt: skip
 
     def __init__(
@@ -92,6 +92,8 @@ class FusedIterator(Generic[T]):
         self._src_closed = False
         self._agen: Any = None
         self._context = False  # an aiostream streamer this iterator entered (and exits on close)
+        # a detached stream's final status and what ended it: its callbacks run after the close
+        self._due: tuple[OperationStatus, BaseException | None] | None = None
         # set by the operation: True when it records a cancellation, SOFT_STOP on a stop request
         self.stop: bool | str = False
 
@@ -195,6 +197,8 @@ class FusedIterator(Generic[T]):
             op._begin_detached()
             op._attach_stream(self)
             self._agen = self._fetcher()
+            if op._hooks is not None:
+                await op._trigger("start")
             await self._enter_context()
         if self._state:
             raise StopAsyncIteration
@@ -268,7 +272,9 @@ class FusedIterator(Generic[T]):
         op = self._op
         op._detach_stream(self, self.snapshot(completed))
         if self._detached:
-            op._end_detached(exc, own)
+            status = op._end_detached(exc, own)
+            if status is not None and op._hooks is not None:
+                self._due = (status, exc)
 
     def snapshot(self, completed: bool = False) -> PartialResult[T]:
         """The partial result as of now."""
@@ -305,19 +311,27 @@ class FusedIterator(Generic[T]):
             self._context = True
 
     async def _close_source(self) -> None:
-        if self._src_closed:
-            return
-        self._src_closed = True
-        if self._context:  # exiting an aiostream streamer closes its generator
-            await self._src.__aexit__(None, None, None)
-            return
-        close = getattr(self._src, "aclose", None)
-        if close is not None:
-            await close()
-        elif self._sync:
-            sync_close = getattr(self._src, "close", None)
-            if sync_close is not None:
-                sync_close()
+        """Close the source (once); then, for a detached stream that ended, run its
+        operation's status callbacks (also when closing raised)."""
+        try:
+            if self._src_closed:
+                return
+            self._src_closed = True
+            if self._context:  # exiting an aiostream streamer closes its generator
+                await self._src.__aexit__(None, None, None)
+                return
+            close = getattr(self._src, "aclose", None)
+            if close is not None:
+                await close()
+            elif self._sync:
+                sync_close = getattr(self._src, "close", None)
+                if sync_close is not None:
+                    sync_close()
+        finally:
+            due = self._due
+            if due is not None:
+                self._due = None
+                await self._op._run_end_callbacks(*due)
 
 
 class _DetachedCursor(Generic[T]):
