@@ -11,17 +11,21 @@ its idiom for a timed-out operation::
     except anyio.get_cancelled_exc_class():           # the reference's idiom
         ...
 
-Everything here is the main face's (the same objects), except `Cancelable` and what builds
+Everything here is the main face's (the same objects), except `Cancelable`, what builds
 operations (the decorators, `with_timeout`, `ensure_operation`, `cancelable_stream`), which
-build this face's `Cancelable`.  Leaving an operation cancelled by its own sources re-raises
+build this face's `Cancelable`, and `AnyioBridge` / `call_soon_threadsafe` (the reference's
+bridge: a memory stream and a worker task).  Leaving an operation cancelled by its own sources re-raises
 the backend's cancel exception that the operation's scope caught (the reference's
 behaviour), instead of the typed ``CancelationError``; an operation cancelled without
 reaching a checkpoint ends its block normally (as in the reference), its record still says
 ``CANCELLED``.  `Cancelable.check_cancelation` and a `cancelable_stream` that is cancelled
 raise the backend's cancel exception too.  As in the reference, an operation has its own
 token from the start and instances have a ``__dict__`` (a test may patch one operation's
-method).  The first time a cancel exception is let out in the process a `CompatWarning` says
-how to move to the main face: catch ``CancelationError`` (``except CancelationError:``) and
+method), and the reference's private attributes its tests use (``op._children``,
+``op._parent_ref``, ``op._sources``, ``op._status_callbacks``, ``op._shields``,
+``op._cancellables_to_link``) are live views of the operation's state.  The first time a
+cancel exception is let out in the process a `CompatWarning` says how to move to the main
+face: catch ``CancelationError`` (``except CancelationError:``) and
 import from ``cancelable_rx``; see the migration page (``docs/migration.md``).
 
 Why the main face does not do this: a backend cancel exception escaping the scope that
@@ -34,7 +38,6 @@ from __future__ import annotations
 from . import (
     DEFAULT_MAX_HISTORY,
     AllOfSource,
-    AnyioBridge,
     AnyOfSource,
     CancelableAsyncIterator,
     CancelableStream,
@@ -89,7 +92,6 @@ from . import (
     any_of,
     as_source,
     assert_cancelation_within,
-    call_soon_threadsafe,
     chunked_cancelable_stream,
     create_slow_stream,
     current_operation,
@@ -115,8 +117,10 @@ from . import (
 from . import _current_operation as _current_operation  # the reference's private name
 from ._compat import MIGRATION_PAGE as MIGRATION_PAGE  # the page the warning points to
 from ._compat import (
+    AnyioBridge,
     Cancelable,
     CompatWarning,
+    call_soon_threadsafe,
     cancelable,
     cancelable_combine,
     cancelable_method,

@@ -243,3 +243,174 @@ async def test_a_method_can_be_patched_on_one_compat_operation() -> None:
     assert other.is_cancelled and not failing.is_cancelled
     with pytest.raises(AttributeError):
         cancelable_rx.Cancelable().cancel = None  # type: ignore[method-assign]  # the main face: slots only
+
+
+# -- the reference's private attributes, live ---------------------------------------------------
+
+
+async def test_children_added_by_hand_are_cancelled_with_their_parent() -> None:
+    parent = compat.Cancelable(name="parent")
+    built = compat.Cancelable(name="built", parent=parent)
+    assert built in parent._children and built._parent_ref is not None and built._parent_ref() is parent
+    by_hand, spared = compat.Cancelable(name="by hand"), compat.Cancelable(name="spared")
+    parent._children.add(by_hand)
+    quiet = compat.Cancelable(name="quiet")
+    quiet._children.add(spared)
+    await quiet.cancel(propagate_to_children=False)
+    assert not spared.token.is_cancelled
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        async with parent:
+            await parent.cancel(CancelationReason.MANUAL, "stop")
+            assert by_hand.token.is_cancelled and built.is_cancelled
+            await anyio.sleep(1)
+    assert by_hand.token.reason is CancelationReason.PARENT
+    # a weak set: a child nobody holds any more leaves it
+    del by_hand, built
+    import gc
+
+    gc.collect()
+    assert len(parent._children) == 0
+
+
+async def test_a_parent_given_through_parent_ref_links_the_child() -> None:
+    import weakref
+
+    parent = compat.Cancelable(name="parent")
+    child = compat.Cancelable(name="child")
+    child._parent_ref = weakref.ref(parent)
+    assert child.parent is parent
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        async with parent, child:
+            await parent.cancel()
+            await anyio.sleep(1)
+    assert child.cancel_reason is CancelationReason.PARENT
+    with pytest.raises(RuntimeError, match="before the operation is entered"):
+        child._parent_ref = None
+
+
+async def test_sources_appended_to_the_list_apply() -> None:
+    op = compat.Cancelable.with_timeout(5)
+    listed = op._sources
+    op._sources.append(compat.ConditionSource(lambda: True, check_interval=0.01))
+    op.add_source(CancelationToken())
+    assert len(listed) == 2 and listed is op._sources
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        async with op:
+            await anyio.sleep(1)
+    assert op.cancel_reason is CancelationReason.CONDITION
+    combined = compat.Cancelable(name="a").combine(op)  # a list of sources combines as a tuple does
+    assert len(combined._sources) == 2 and combined._cancellables_to_link is not None
+
+
+async def test_a_source_that_says_it_triggered_names_the_reason_of_an_unexplained_cancel() -> None:
+    class Flagged(compat.CancelationSource):
+        async def start_monitoring(self, scope: object) -> None:
+            pass
+
+        async def stop_monitoring(self) -> None:
+            pass
+
+    op = compat.Cancelable(name="flagged")
+    source = Flagged(CancelationReason.SIGNAL)
+    op._sources.append(source)
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        async with op:
+            source.triggered = True
+            op._scope.cancel()  # the reference's tests cancel the scope by hand
+            await anyio.sleep(1)
+    assert op.cancel_reason is CancelationReason.SIGNAL
+
+
+async def test_status_callbacks_written_into_the_dict_are_called() -> None:
+    seen: list[str] = []
+    op = compat.Cancelable(name="callbacks")
+    op._status_callbacks["error"] = [lambda ctx, err: seen.append(f"error:{err}")]
+    op._status_callbacks["start"].append(lambda ctx: seen.append("start"))
+    with pytest.raises(ValueError, match="boom"):
+        async with op:
+            raise ValueError("boom")
+    assert seen == ["start", "error:boom"]
+    with pytest.raises(ValueError, match="unknown kinds"):
+        op._status_callbacks = {"finish": []}
+
+
+async def test_open_shields_are_listed_and_what_is_left_is_cancelled_at_exit() -> None:
+    op = compat.Cancelable(name="shields")
+    left = anyio.CancelScope()
+    async with op:
+        async with op.shield() as child:
+            assert len(op._shields) == 1 and child.status is OperationStatus.SHIELDED
+        assert op._shields == []
+        op._shields.append(left)
+    assert left.cancel_called and op.status is OperationStatus.COMPLETED
+
+
+async def test_linked_operations_are_linked_when_entered() -> None:
+    a, b, c = compat.Cancelable(name="a"), compat.Cancelable(name="b"), compat.Cancelable(name="c")
+    c._cancellables_to_link = [b]
+    b._cancellables_to_link = [a]
+    tokens: list[CancelationToken] = []
+    await c._collect_all_tokens([c], tokens)
+    assert tokens == [c.token, b.token, a.token]
+    await a.token.cancel(CancelationReason.MANUAL, "from a")
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        async with c:
+            await c._safe_link_tokens()  # entered: nothing more to link
+            await anyio.sleep(1)
+    assert c.cancel_reason is CancelationReason.MANUAL
+
+
+async def test_progress_reported_outside_the_block_reaches_the_callbacks() -> None:
+    seen: list[object] = []
+    op = compat.Cancelable(name="outside").on_progress(lambda op_id, msg, meta: seen.append(msg))
+    await op.report_progress("before")
+    async with op:
+        await op.report_progress("inside")
+    await op.report_progress("after")
+    assert seen == ["before", "inside", "after"]
+    with pytest.raises(RuntimeError, match="only a running operation reports progress"):
+        await cancelable_rx.Cancelable().report_progress("main face")
+
+
+async def test_the_compat_bridge_runs_callbacks_through_its_stream_and_worker() -> None:
+    import threading
+
+    bridge = compat.AnyioBridge(buffer_size=2)
+    assert bridge._send_stream is None and not bridge.is_started
+    ran: list[str] = []
+    for name in ("a", "b", "c"):  # queued before start; the stream holds 2: the third is dropped
+        bridge.call_soon_threadsafe(ran.append, name)
+    assert len(bridge._pending_callbacks) == 3
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bridge.start)
+        await anyio.sleep(0.05)
+        assert ran == ["a", "b"] and bridge._pending_callbacks == deque_empty()
+        done = anyio.Event()
+
+        async def from_thread() -> None:
+            ran.append("thread")
+            done.set()
+
+        threading.Thread(target=bridge.call_soon_threadsafe, args=(from_thread,)).start()
+        with anyio.fail_after(5):
+            await done.wait()
+        await bridge.stop()  # the stream closes: the worker ends and start() returns
+    assert ran == ["a", "b", "thread"] and not bridge.is_started and bridge._receive_stream is None
+    assert compat.AnyioBridge.get_instance() is compat.AnyioBridge.get_instance()
+    assert compat.AnyioBridge.get_instance() is not cancelable_rx.AnyioBridge.get_instance()
+
+
+def deque_empty() -> object:
+    from collections import deque
+
+    return deque()
+
+
+async def test_calling_the_finalizer_by_hand_only_leaves_the_parent() -> None:
+    parent = compat.Cancelable(name="parent")
+    child = compat.Cancelable(name="child", parent=parent)
+    child.__del__()
+    assert child not in parent._children and child.parent is parent
+    async with child:  # still usable: nothing else was cleared
+        pass
+    assert child.status is OperationStatus.COMPLETED

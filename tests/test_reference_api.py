@@ -60,14 +60,16 @@ def test_every_reference_name_is_importable() -> None:
     assert [n for n in REFERENCE_WEB_NAMES if not hasattr(web, n)] == []
 
 
-# What the compatibility face has of its own: its Cancelable, and what builds operations.
+# What the compatibility face has of its own: its Cancelable, what builds operations, and the
+# reference's bridge (a memory stream and a worker).
 COMPAT_BUILDERS = {
     "Cancelable", "cancelable", "cancelable_combine", "cancelable_method", "cancelable_stream",
     "cancelable_with_condition", "cancelable_with_signal", "cancelable_with_token", "ensure_operation", "with_timeout",
+    "AnyioBridge", "call_soon_threadsafe",
 }  # fmt: skip
 
 
-def test_the_compat_face_shares_everything_but_cancelable_and_what_builds_it() -> None:
+def test_the_compat_face_shares_everything_but_cancelable_what_builds_it_and_the_bridge() -> None:
     assert set(compat.__all__) == set(cancelable_rx.__all__) | {"CompatWarning"}
     shared = [n for n in cancelable_rx.__all__ if n not in COMPAT_BUILDERS]
     assert [n for n in shared if getattr(compat, n) is not getattr(cancelable_rx, n)] == []
@@ -159,8 +161,9 @@ async def test_cancel_all_goes_on_past_a_failing_cancel_and_the_sync_twins_retur
     assert live.status is OperationStatus.CANCELLED
 
 
-async def test_the_bridge_runs_in_a_task_group_as_reference_users_run_it() -> None:
-    bridge = AnyioBridge(buffer_size=10)
+@pytest.mark.parametrize("face", ["main", "compat"])
+async def test_the_bridge_runs_in_a_task_group_as_reference_users_run_it(face: str) -> None:
+    bridge = AnyioBridge(buffer_size=10) if face == "main" else compat.AnyioBridge(buffer_size=10)
     ran: list[str] = []
     bridge.call_soon_threadsafe(lambda: ran.append("queued"))
     async with anyio.create_task_group() as tg:

@@ -323,3 +323,23 @@ def test_transports_check_their_argument() -> None:
         DeadlineTransport(42)  # type: ignore[arg-type]
 
 
+
+
+async def test_without_the_middleware_a_request_double_is_served_the_reference_way(fresh_warning: None) -> None:
+    from unittest.mock import Mock
+
+    import fastapi
+
+    mine = object()
+    assert get_request_token(Mock(spec=Request, scope={"cancelation_token": mine})) is mine  # the key's value, as is
+
+    @with_cancelation()
+    async def endpoint(request: Request) -> dict[str, str]:
+        token = request.scope["cancelation_token"]  # found although the scope has no ASGI type
+        await token.cancel(CancelationReason.MANUAL, "enough")
+        await anyio.sleep(1)
+        return {"status": "ok"}
+
+    with pytest.raises(fastapi.HTTPException) as caught:  # FastAPI's, as the app uses FastAPI
+        await endpoint(Mock(spec=Request, scope={}))
+    assert caught.value.status_code == 503 and "enough" in caught.value.detail

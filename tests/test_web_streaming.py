@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cancelable_rx import Cancelable, CancelationReason, OperationStatus
+from cancelable_rx import Cancelable, CancelationReason, OperationStatus, TimeoutCancelation
 from cancelable_rx.integrations.web import (
     CancelableWebSocket,
     RequestCancelationMiddleware,
@@ -96,3 +96,59 @@ def test_the_demo_runs_its_tour() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cancelled/disconnect" in result.stdout and "HTTP 504" in result.stdout
+
+
+async def test_a_body_iterated_inside_the_block_of_its_operation_streams_under_it() -> None:
+    async def source() -> AsyncIterator[str]:
+        for i in range(100):
+            await anyio.sleep(0.01)
+            yield f"data: {i}\n"
+
+    op = Cancelable.with_timeout(0.05)
+    response = await cancelable_streaming_response(source(), op)
+    chunks: list[Any] = []
+    with pytest.raises(TimeoutCancelation):
+        async with op:  # entered by the caller after the call, as hother-cancelable's tests do
+            async for chunk in response.body_iterator:
+                chunks.append(chunk)
+    assert 0 < len(chunks) < 100 and op.cancel_reason is CancelationReason.TIMEOUT
+
+
+class _FakeSocket:
+    """Not a Starlette WebSocket: only the methods CancelableWebSocket calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def accept(self, **kwargs: Any) -> None:
+        self.calls.append(("accept", kwargs))
+
+    async def send_text(self, data: str) -> None:
+        self.calls.append(("send_text", data))
+
+    async def receive_text(self) -> str:
+        return "hi"
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.calls.append(("close", (code, reason)))
+
+
+async def test_with_an_operation_given_any_object_with_the_websockets_methods_works() -> None:
+    fake = _FakeSocket()
+    op = Cancelable()
+    progress: list[str] = []
+    op.on_progress(lambda op_id, message, meta: progress.append(message))
+    ws = CancelableWebSocket(fake, op)
+    await ws.accept(subprotocol="x")  # not running: the main face reports no progress
+    async with op:
+        await ws.send_text("hello")
+        assert await ws.receive_text() == "hi"
+        await ws.close(1001, "bye")
+    assert fake.calls == [("accept", {"subprotocol": "x"}), ("send_text", "hello"), ("close", (1001, "bye"))]
+    assert progress == ["WebSocket closed"]
+    done = Cancelable.with_timeout(0.01)
+    with pytest.raises(TimeoutCancelation):
+        async with done:
+            await anyio.sleep(0.05)
+            await CancelableWebSocket(fake, done).send_text("never")
+    assert ("send_text", "never") not in fake.calls

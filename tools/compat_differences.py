@@ -12,14 +12,17 @@ something else)."""
 from __future__ import annotations
 
 DELIBERATE: dict[str, str] = {
-    # the web integration observes disconnects through the app's own receive/send and checks its arguments
+    # the web integration observes disconnects through the app's own receive/send (no token in the
+    # scope, WebSockets handled), builds main-face operations named from the ASGI scope, and answers
+    # SIGNAL with 503 (a disconnect is DISCONNECT)
     r"test_fastapi\.py::TestRequestCancelationMiddleware::": "`RequestCancelationMiddleware`",
     r"test_fastapi\.py::TestGetRequestToken::": "`get_request_token(request)` with the middleware",
     r"test_fastapi\.py::TestCancelableDependency::": "`cancelable_dependency`'s `timeout`",
-    r"test_fastapi\.py::TestWithCancelation::": "`with_cancelation`",
-    r"test_fastapi\.py::TestCancelableStreamingResponse::": "`cancelable_streaming_response`",
-    r"test_fastapi\.py::TestCancelableWebSocket::": "bad arguments",
-    r"test_base_integration\.py::TestFastAPIIntegration::": "`get_request_token(request)` with the middleware",
+    r"test_fastapi\.py::TestWithCancelation::test_decorator_(signal_cancelation|no_raise)$": "`with_cancelation`",
+    r"test_base_integration\.py::TestFastAPIIntegration::test_cancellable_dependency$":
+        "`cancelable_dependency`'s `timeout`",
+    # the tests patch report_progress on one operation (main face: no __dict__)
+    r"test_fastapi\.py::TestCancelableWebSocket::test_websocket_(accept|close)$": "patching a method on one operation",
     # trio forbids constructing a backend cancel exception
     r"test_token\.py::TestCancelationToken::test_check_async$": "`token.check_async()`",
     r"test_streams\.py::.*test_progress_callback_with_invalid_metadata$": "stream progress callbacks",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from cancelable_rx import Cancelable, CancelationError, CancelationToken, ParentCancelation
 from cancelable_rx._checks import check_timeout, fail_type
@@ -103,8 +104,8 @@ def get_request_token(request: object) -> CancelationToken:
     conn = scope.get(SCOPE_KEY)
     if isinstance(conn, Connection):
         return conn.operation.token
-    token = scope.get(TOKEN_KEY)
-    if isinstance(token, CancelationToken):
+    if TOKEN_KEY in scope:  # put there by an earlier call, or by the app (the reference's key): as is
+        token: CancelationToken = scope[TOKEN_KEY]
         return token
     warn_without_middleware("get_request_token")
     token = scope[TOKEN_KEY] = CancelationToken()
@@ -176,9 +177,19 @@ setattr(  # noqa: B010 - a function attribute mypy does not know
 def _find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object | None:
     for value in (*args, *kwargs.values()):
         scope = getattr(value, "scope", None)
-        if isinstance(scope, dict) and scope.get("type") in ("http", "websocket"):
+        if isinstance(scope, dict) and (scope.get("type") in ("http", "websocket") or isinstance(value, HTTPConnection)):
             return value
     return None
+
+
+def _http_exception(status: int, detail: str) -> HTTPException:
+    """Starlette's ``HTTPException``, or FastAPI's (its subclass) when the app uses FastAPI,
+    so that ``except fastapi.HTTPException`` catches it as with ``hother-cancelable``."""
+    fastapi = sys.modules.get("fastapi")
+    cls = getattr(fastapi, "HTTPException", None) if fastapi is not None else None
+    if isinstance(cls, type) and issubclass(cls, HTTPException):
+        return cls(status, detail=detail)
+    return HTTPException(status, detail=detail)
 
 
 def with_cancelation(
@@ -193,9 +204,10 @@ def with_cancelation(
     cancellation through ``current_operation()``.
 
     Cancellation: ``timeout`` (seconds) is the endpoint's own deadline.  With
-    ``raise_on_cancel`` (the default) a cancellation becomes ``HTTPException`` 504 (a
-    timeout, the endpoint's or the request's), 499 (the client disconnected) or 503 (any
-    other reason, with the message); without it the typed `CancelationError` propagates.
+    ``raise_on_cancel`` (the default) a cancellation becomes ``HTTPException`` (FastAPI's
+    when FastAPI is imported, else Starlette's) 504 (a timeout, the endpoint's or the
+    request's), 499 (the client disconnected) or 503 (any other reason, with the message);
+    without it the typed `CancelationError` propagates.
     A client disconnect or request deadline seen by the middleware is answered by the
     middleware itself (it cancels the endpoint as an enclosing scope).
     """
@@ -227,7 +239,7 @@ def with_cancelation(
                     "disconnect": "Client closed connection",
                     "timeout": "Request timeout",
                 }.get(kind, f"Request cancelled: {err.message}")
-                raise HTTPException(status_for(err.reason, parent_reason, statuses), detail=detail) from err
+                raise _http_exception(status_for(err.reason, parent_reason, statuses), detail) from err
 
         return endpoint
 

@@ -59,10 +59,19 @@ def _root_reason(err: CancelationError) -> CancelationReason:
     return err.reason
 
 
-async def _body(stream: CancelableStream[Any], sse: bool) -> AsyncGenerator[Any, None]:
+async def _body(op: Cancelable, source: AsyncIterable[Any], buffer_partial: bool, sse: bool) -> AsyncGenerator[Any, None]:
     """The response body: the stream's items; on a cancellation other than a disconnect,
     a final ``event: cancelled`` for server-sent events, else the error (the middleware
-    leaves the response incomplete).  No cancel scope is open across ``yield``."""
+    leaves the response incomplete).  No cancel scope of ours is open across ``yield``.
+
+    The stream is detached (``op`` starts at the first chunk), unless the caller entered
+    ``op`` itself and iterates the body inside its block (as ``hother-cancelable``'s tests
+    do): then the body is ``op.stream(source)``, within the caller's own scope."""
+    stream: CancelableStream[Any]
+    if op.is_running:
+        stream = op.stream(source, buffer_partial=buffer_partial)
+    else:
+        stream = cancelable_stream(source, buffer_partial=buffer_partial, operation=op)
     try:
         async for chunk in stream:
             yield chunk
@@ -99,7 +108,9 @@ async def cancelable_streaming_response(
 
     ``cancelable`` must not have been entered: it becomes the body's operation, started at
     the first chunk and ended with the stream (``Depends(cancelable_dependency)`` gives one
-    that is a child of the request's operation).  None makes one.  With the middleware,
+    that is a child of the request's operation).  None makes one.  (Entering it yourself
+    after this call and iterating ``response.body_iterator`` inside its block, as
+    ``hother-cancelable``'s tests do, streams the body under it as ``op.stream()``.)  With the middleware,
     the request's token is added to it, so a disconnect is recorded as ``DISCONNECT``.
 
     Whatever ends the body, the source is closed and ``response.operation`` records the
@@ -130,8 +141,7 @@ async def cancelable_streaming_response(
     conn = current_connection.get()
     if conn is not None:
         op.add_source(conn.operation.token)
-    stream: CancelableStream[Any] = cancelable_stream(generator, buffer_partial=buffer_partial, operation=op)
-    body = _body(stream, media_type.startswith("text/event-stream"))
+    body = _body(op, generator, buffer_partial, media_type.startswith("text/event-stream"))
     response = CancelableStreamingResponse(
         body, status_code=status_code, headers=headers, media_type=media_type, background=background
     )

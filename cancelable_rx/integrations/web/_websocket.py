@@ -33,9 +33,12 @@ class CancelableWebSocket:
     """
 
     def __init__(self, websocket: Any, cancelable: Cancelable | None = None) -> None:
-        if not isinstance(getattr(websocket, "scope", None), dict):
-            fail_type("websocket", "a Starlette/FastAPI WebSocket", websocket)
         if cancelable is None:
+            if not isinstance(getattr(websocket, "scope", None), dict):
+                fail_type(
+                    "websocket", "a Starlette/FastAPI WebSocket", websocket,
+                    "or pass `cancelable=` (any object with the WebSocket's methods then works)",
+                )
             conn = request_connection(websocket)
             cancelable = conn.operation if conn is not None else new_request_operation(
                 websocket, None, "CancelableWebSocket"
@@ -46,8 +49,14 @@ class CancelableWebSocket:
         self.cancelable = cancelable
 
     async def _progress(self, message: str) -> None:
-        if self.cancelable.status in (OperationStatus.RUNNING, OperationStatus.SHIELDED):
-            await self.cancelable.report_progress(message)
+        op = self.cancelable
+        if op.status in (OperationStatus.RUNNING, OperationStatus.SHIELDED):
+            await op.report_progress(message)
+            return
+        try:  # not running: reported if the operation's face reports outside its block (compat does)
+            await op.report_progress(message)
+        except RuntimeError:  # the main face: only a running operation reports progress
+            pass
 
     async def _disconnected(self, err: WebSocketDisconnect) -> None:
         op = self.cancelable
