@@ -24,12 +24,18 @@ load and any effect of the order fall on both alike):
   client and subscriber twice as often as ours, and code run more often runs faster on a
   busy machine: in alternating runs, with it in the rounds the ratio read 1.66-1.70x,
   without 1.50-1.54x.)
+* for reference, in a pass of its own against the floor: the floor on trio, A publishes
+  as for the floor; B is a raw subscriber that reads its socket from trio (redis-py's
+  sync connection connects and subscribes in a thread, then trio's waits read the socket
+  and redis-py's asyncio parser parses it).  It tells whether the asyncio floor is a fair
+  floor for B on trio (it is: 0.9-1.0x of it, see docs/distributed.md).
 
 Both stamps are ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux: one clock for every
 process of the machine).  B runs on asyncio, then on trio (the floor's subscriber is
-asyncio either way: redis-py's asyncio client is asyncio-only).  Targets: median <= 1.5x
-the floor (asyncio; on trio the ratio is reported: the client runs on the package's
-I/O thread, one hop between threads the floor does not pay), p99 <= 10 ms.  Then B starts and drops 20,000 tokens (closed, cancelled, or
+asyncio either way).  Targets: median <= 1.5x the floor on asyncio; on trio the ratio is
+reported, not gated (the package's client runs on its I/O thread there, and the cancel
+crosses to trio's thread: 1.7-1.9x, see docs/distributed.md for where the time goes);
+p99 <= 10 ms on both.  Then B starts and drops 20,000 tokens (closed, cancelled, or
 just dropped) and reports its Python heap (tracemalloc), resident memory and open file
 descriptors after 2,000 and after 20,000: none may grow with the number of tokens it has
 ever listened to (sockets: at most one pub/sub connection and the command pool).  Exits non-zero on a missed target.
@@ -47,6 +53,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+from functools import partial
 from subprocess import PIPE
 from typing import Any
 
@@ -120,6 +127,87 @@ async def worker_raw(url: str, channel: str) -> None:
     await client.aclose()
 
 
+class _TrioSocketReader:
+    """``readline``/``readexactly`` over a non-blocking socket, waiting with trio: what
+    redis-py's asyncio RESP2 parser reads from (in place of an asyncio stream)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    async def _fill(self) -> None:
+        import ssl
+
+        import trio
+
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                await trio.lowlevel.wait_readable(self.sock)
+                continue
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.buf += data
+            return
+
+    async def readline(self) -> bytes:
+        while (end := self.buf.find(b"\n")) < 0:
+            await self._fill()
+        line = bytes(self.buf[: end + 1])
+        del self.buf[: end + 1]
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            await self._fill()
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+
+async def worker_raw_trio(url: str, channel: str) -> None:
+    """The floor on trio (for reference): a subscriber that reads its socket from trio.
+    redis-py's sync connection connects and subscribes (in a thread); then the socket is
+    read with trio's waits and parsed by redis-py's asyncio parser (RESP2, or RESP3 with
+    ``--redis-py-defaults``).  Uses redis-py internals (the connection's socket, the parser
+    classes): fine for a benchmark, not for the package."""
+    import types
+
+    import redis
+    import trio
+    from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
+
+    kwargs = {k: v for k, v in redis.connection.parse_url(url).items() if k != "connection_class"}
+    conn = redis.Connection(**kwargs, **raw_settings())
+
+    def subscribe() -> Any:
+        conn.connect()
+        conn.send_command("SUBSCRIBE", channel)
+        conn.read_response(push_request=True)  # the confirmation
+        sock, conn._sock = conn._sock, None  # ours from here on
+        sock.setblocking(False)
+        return sock
+
+    sock = await trio.to_thread.run_sync(subscribe)
+    resp3 = str(conn.protocol) == "3"
+    parser: Any = (_AsyncRESP3Parser if resp3 else _AsyncRESP2Parser)(1 << 16)
+    read: Any = partial(parser.read_response, push_request=True) if resp3 else parser.read_response
+    parser.on_connect(types.SimpleNamespace(_reader=_TrioSocketReader(sock), encoder=conn.encoder))
+    try:
+        while True:
+            cmd = await read_command()
+            if not cmd or cmd[0] == "quit":
+                break
+            say(ready=cmd[1])
+            while (await read())[0] != b"message":
+                pass
+            t1 = time.perf_counter()
+            say(done=cmd[1], t1=t1)
+    finally:
+        sock.close()
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -153,6 +241,8 @@ def worker_main(argv: list[str]) -> None:
         anyio.run(worker_latency, url, ns, backend=backend)
     elif mode == "raw":
         anyio.run(worker_raw, url, ns, backend="asyncio")
+    elif mode == "rawtrio":
+        anyio.run(worker_raw_trio, url, ns, backend="trio")
     else:
         anyio.run(worker_memory, url, ns, int(argv[4]), int(argv[5]), backend=backend)
 
@@ -183,17 +273,19 @@ class Peer:
 
 
 async def latency(url: str, backend: str, rounds: int, first: str = "ours") -> tuple[list[float], list[float]]:
-    """Interleaved rounds of ``first`` ("ours" or "durable") and the floor: their samples."""
+    """Interleaved rounds of ``first`` ("ours", "durable" or "trio-floor") and the floor:
+    their samples."""
     import redis.asyncio
 
     ns = f"bench-{uuid.uuid4().hex[:8]}"
     channel = f"{ns}-raw"
     ours_peer = await Peer.start("ours", backend, url, ns) if first == "ours" else None
     raw_peer = await Peer.start("raw", "asyncio", url, channel)
+    trio_peer = await Peer.start("rawtrio", "trio", url, f"{channel}-trio") if first == "trio-floor" else None
     client = redis.asyncio.Redis.from_url(url, **raw_settings())
     script = client.register_script(_CANCEL_SCRIPT)
     record = cancel_json("r0", CancelationReason.MANUAL, "bench", None, None)  # what ours publishes
-    samples: dict[str, list[float]] = {"ours": [], "raw": [], "durable": []}
+    samples: dict[str, list[float]] = {"ours": [], "raw": [], "durable": [], "trio-floor": []}
     order = random.Random(42)
     warmup = max(20, rounds // 10)
 
@@ -223,7 +315,16 @@ async def latency(url: str, backend: str, rounds: int, first: str = "ours") -> t
         await script(keys=[f"{ns}:durable:{name}"], args=[record, 60000, channel])
         return (await raw_peer.read())["t1"] - t0  # type: ignore[no-any-return]
 
-    kinds = {first: ours if first == "ours" else durable, "raw": raw}
+    async def trio_floor(name: str) -> float:
+        assert trio_peer is not None
+        await trio_peer.send(f"go {name}")
+        assert (await trio_peer.read())["ready"] == name
+        await anyio.sleep(0.002)  # B waits in trio's wait_readable
+        t0 = time.perf_counter()
+        await client.publish(f"{channel}-trio", record)
+        return (await trio_peer.read())["t1"] - t0  # type: ignore[no-any-return]
+
+    kinds = {first: {"ours": ours, "durable": durable, "trio-floor": trio_floor}[first], "raw": raw}
     for i in range(rounds + warmup):
         names = list(kinds)
         order.shuffle(names)
@@ -231,8 +332,9 @@ async def latency(url: str, backend: str, rounds: int, first: str = "ours") -> t
             took = await kinds[kind](f"r{i}")
             if i >= warmup:
                 samples[kind].append(took)
-    if ours_peer is not None:
-        await ours_peer.close()
+    for peer in (ours_peer, trio_peer):
+        if peer is not None:
+            await peer.close()
     await raw_peer.close()
     await client.aclose()
     return samples[first], samples["raw"]
@@ -282,8 +384,8 @@ def main() -> int:
             load1 = os.getloadavg()[0]
             m_ours, m_raw = statistics.median(ours), statistics.median(raw)
             p_ours, p_raw = pct(ours, 0.99), pct(raw, 0.99)
-            # On trio the Redis client runs on the package's I/O thread: one hop between threads
-            # the asyncio floor does not pay; the ratio is reported, only p99 is a target there.
+            # On trio the Redis client runs on the package's I/O thread and the cancel crosses to
+            # trio's thread (see the docstring); the ratio is reported, only p99 is a target there.
             gate_ratio = backend == "asyncio"
             good = (m_ours <= MEDIAN_RATIO * m_raw or not gate_ratio) and p_ours <= P99
             ok &= good
@@ -298,6 +400,13 @@ def main() -> int:
         print(f"| (reference) the durable write alone: a raw client runs the cancel script | "
               f"{m_durable * 1e6:.0f} µs | {pct(durable, 0.99) * 1e6:.0f} µs | {m_raw * 1e6:.0f} µs | "
               f"{pct(raw, 0.99) * 1e6:.0f} µs | {m_durable / m_raw:.2f}x | | {load0:.1f} / {load1:.1f} |")
+        load0 = os.getloadavg()[0]
+        floor_trio, raw = anyio.run(latency, url, "asyncio", rounds, "trio-floor", backend="asyncio")
+        load1 = os.getloadavg()[0]
+        m_trio, m_raw = statistics.median(floor_trio), statistics.median(raw)
+        print(f"| (reference) the floor on trio: a raw subscriber read from trio | "
+              f"{m_trio * 1e6:.0f} µs | {pct(floor_trio, 0.99) * 1e6:.0f} µs | {m_raw * 1e6:.0f} µs | "
+              f"{pct(raw, 0.99) * 1e6:.0f} µs | {m_trio / m_raw:.2f}x | | {load0:.1f} / {load1:.1f} |")
         if args.latency_only:
             return 0 if ok else 1
         print(f"\n## one listening process: tokens ever listened to, {mark:,} -> {total:,}\n")
