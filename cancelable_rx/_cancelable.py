@@ -231,7 +231,7 @@ class Cancelable(Operation):
         combined._parent = self._parent
         combined._register_globally = self._register_globally
         combined._suppress = self._suppress
-        sources = self._sources
+        sources = tuple(self._sources)  # a copy: a compat operation's list must stay as it is
         timeout = self._timeout
         token = self._token
         tokens = [token] if token is not None else []
@@ -239,7 +239,7 @@ class Cancelable(Operation):
             tokens += self._tokens
         for part in others:
             if part._sources:
-                sources += part._sources
+                sources += tuple(part._sources)
             if part._timeout < timeout:
                 timeout = part._timeout
             token = part._token
@@ -250,10 +250,10 @@ class Cancelable(Operation):
         combined._timeout = timeout
         combined._sources = sources
         if tokens:
-            if len(tokens) > 1:  # each token once, in order of first appearance
+            if len(tokens) > 1:  # each token object once (identity, not ==), in order of first appearance
                 unique: list[CancelationToken] = []
                 for token in tokens:
-                    if token not in unique:
+                    if not any(seen is token for seen in unique):
                         unique.append(token)
                 tokens = unique
             combined._tokens = tuple(tokens)

@@ -16,8 +16,8 @@ cancelled on the operation's own loop (`LoopHandle.call`).  The record (``contex
 read from any thread.  Everything else is for the loop thread.
 
 The stream port: the members ``_attach_stream``, ``_detach_stream``, ``_cancel_error``,
-``_progress_listening``, ``_emit_progress``, ``_begin_detached``, ``_fetch_detached`` and
-``_end_detached`` are what ``streaming/`` uses; nothing else of the engine is touched
+``_progress_listening``, ``_emit_progress``, ``_begin_detached``, ``_fetch_detached``,
+``_seal_detached``, ``_decide_detached`` and ``_end_detached`` are what ``streaming/`` uses; nothing else of the engine is touched
 from outside (see ``docs/architecture.md``).
 """
 
@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeGuard, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -171,10 +171,24 @@ def _precancelled(tok: CancelationToken) -> CancelEvent:
     )
 
 
+_IS_SOURCE: dict[type, bool] = {}
+
+
+def _is_source(obj: object) -> TypeGuard[CancelationSource]:
+    """``isinstance(obj, CancelationSource)``, answered per class from a table: sources and
+    tokens have ABCMeta as metaclass, whose isinstance() runs Python code (``<frozen abc>``)
+    on the cancel path.  A class's answer never changes."""
+    cls = type(obj)
+    known = _IS_SOURCE.get(cls)
+    if known is None:
+        known = _IS_SOURCE[cls] = issubclass(cls, CancelationSource)
+    return known
+
+
 def _source_error(source: object) -> object:
     """The ``error`` a source that failed keeps (an erroring observable), or None.  Tokens
     are not asked: a missing attribute of a pydantic model costs microseconds."""
-    return getattr(source, "error", None) if isinstance(source, CancelationSource) else None
+    return source.error if _is_source(source) else None
 
 
 class _TaskGroupHost:
@@ -640,7 +654,10 @@ class Operation:
                 event = parent._parent_event(fired)
         if event is None:
             return False
-        self._record(event)
+        # _fire, not _record: the operation may have been entered since its state was read
+        # (by another thread); firing then cancels its scope, which recording alone would not,
+        # and a parent's later propagation finds the event recorded and does nothing.
+        self._fire(event)
         return self._fired is not None
 
     # -- firing (any thread) ------------------------------------------------------------
@@ -1372,7 +1389,7 @@ class Operation:
                 fired = self._timeout_event()
                 self._store_sealed(fired)
                 src = fired.source
-                if isinstance(src, CancelationSource) and not src._fired:
+                if _is_source(src) and not src._fired:
                     src.fire(fired.message)
             # A source that fired because it failed (an erroring observable) keeps its error.
             cause = _source_error(fired.source)
@@ -1580,16 +1597,36 @@ class Operation:
         raise AssertionError("unreachable")  # pragma: no cover - the scope caught a cancellation
 
     def _end_detached(self, exc: BaseException | None, own: bool = False) -> OperationStatus | None:
-        """A detached stream ended: ``exc`` is what ended it, if anything (``own``: it is the
-        operation's typed error, raised by `_fetch_detached`).  Same classifier as a block.
-        Returns the final status (None if it had already ended); the stream then runs the
-        status callbacks (`_run_end_callbacks`)."""
-        if self._state != RUNNING:
+        """A detached stream ended and its source is closed (or closes later, on its own):
+        `_seal_detached` then `_decide_detached`.  Returns the final status (None if it had
+        already ended); the stream then runs the status callbacks (`_run_end_callbacks`)."""
+        if not self._seal_detached():
             return None
+        return self._decide_detached(exc, own, None)
+
+    def _seal_detached(self) -> bool:
+        """A detached stream ended: release the sources and tokens and seal (no later event
+        counts).  False if the operation was not running.  The outcome is decided once the
+        source is closed (`_decide_detached`), as leaving a block closes its stream first."""
+        if self._state != RUNNING:
+            return False
         self._disarm_all()
         if self._host is not None:
             self._host.close()
         self._seal()
+        return True
+
+    def _decide_detached(self, exc: BaseException | None, own: bool, cleanup: BaseException | None) -> OperationStatus:
+        """Decide a sealed detached stream's outcome: ``exc`` ended it (``own``: it is the
+        operation's typed error, raised by `_fetch_detached`), ``cleanup`` is what closing
+        its source raised.  Same classifier as a block: a close that fails makes it
+        ``FAILED``; a close interrupted by an enclosing cancellation makes it ``CANCELLED``."""
+        if cleanup is not None and self._failure is None and not isinstance(cleanup, anyio.get_cancelled_exc_class()):
+            self._error = error_text(cleanup)
+            self._finish(_FAILED)
+            return _FAILED
+        if cleanup is not None:
+            return self._decide(cleanup, False)
         return self._decide(exc, own)
 
     async def _run_end_callbacks(self, status: OperationStatus, exc: BaseException | None) -> None:

@@ -43,12 +43,22 @@ def _deadline_timeouts(source: CancelationSource) -> list[TimeoutSource]:
     return []
 
 
+# Source classes that can carry a deadline (timeouts and any-of), by class: sources are
+# observables whose metaclass is ABCMeta, and an isinstance() check through it runs Python
+# code (``<frozen abc>``) twice per operation entered.  A class's answer never changes.
+_MAY_HOLD_DEADLINE: dict[type, bool] = {}
+
+
 def compile_plan(sources: Sequence[CancelationSource]) -> Plan:
     if not sources:
         return EMPTY
     if len(sources) == 1:
         only = sources[0]
-        if not isinstance(only, (TimeoutSource, AnyOfSource)):  # the common case, no timeout to find
+        cls = type(only)
+        may = _MAY_HOLD_DEADLINE.get(cls)
+        if may is None:
+            may = _MAY_HOLD_DEADLINE[cls] = issubclass(cls, (TimeoutSource, AnyOfSource))
+        if not may:  # the common case, no timeout to find
             return Plan(None, (only,), only._needs_background(True))
     timeouts = [t for s in sources for t in _deadline_timeouts(s)]
     earliest = min(timeouts, key=lambda t: t.timeout_seconds) if timeouts else None

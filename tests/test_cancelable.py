@@ -88,6 +88,16 @@ async def test_combine_builds_a_new_operation_and_leaves_the_parts_alone() -> No
         assert a.status is OperationStatus.PENDING and b.status is OperationStatus.PENDING
 
 
+async def test_combine_listens_to_each_token_object_even_when_two_share_an_id() -> None:
+    first, twin = CancelationToken(id="job-1"), CancelationToken(id="job-1")  # equal by id
+    combined = Cancelable.with_token(first).combine(Cancelable.with_token(twin))
+    twin.cancel_sync(CancelationReason.MANUAL, "the twin")
+    with pytest.raises(ManualCancelation, match="the twin"):
+        async with combined:
+            await anyio.sleep(5)
+    assert not first.is_cancelled
+
+
 async def test_combining_timeouts_takes_the_earliest() -> None:
     start = anyio.current_time()
     with pytest.raises(TimeoutCancelation) as info:

@@ -302,6 +302,19 @@ async def test_sources_appended_to_the_list_apply() -> None:
     assert len(combined._sources) == 2 and combined._cancellables_to_link is not None
 
 
+async def test_combining_leaves_the_sources_of_each_part_as_they_were() -> None:
+    flag = {"b": False}
+    a = compat.Cancelable.with_condition(lambda: False, check_interval=0.01, condition_name="a")
+    b = compat.Cancelable.with_condition(lambda: flag["b"], check_interval=0.01, condition_name="b")
+    a_sources = list(a._sources)
+    combined = a.combine(b)
+    assert list(a._sources) == a_sources and len(combined._sources) == 2
+    flag["b"] = True  # b's condition holds: it cancels the combination, never `a` alone
+    async with a:
+        await anyio.sleep(0.1)
+    assert a.status is OperationStatus.COMPLETED
+
+
 async def test_a_source_that_says_it_triggered_names_the_reason_of_an_unexplained_cancel() -> None:
     class Flagged(compat.CancelationSource):
         async def start_monitoring(self, scope: object) -> None:

@@ -3,6 +3,11 @@ it at once: its token (own or given) was cancelled, or its parent was."""
 
 from __future__ import annotations
 
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
 import anyio
 import pytest
 
@@ -14,6 +19,7 @@ from cancelable_rx import (
     OperationStatus,
     ParentCancelation,
 )
+from cancelable_rx import _operation as engine
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +81,59 @@ async def test_a_child_of_a_parent_that_completed_is_not_cancelled() -> None:
     async with child:
         await anyio.sleep(0)
     assert child.status is OperationStatus.COMPLETED
+
+
+async def test_a_thread_reading_a_pending_child_while_it_is_entered_still_lets_the_parent_stop_it() -> None:
+    """Forced interleaving: a thread reads ``child.is_cancelled`` while the child is pending
+    and is paused right after that read; the loop enters the child; the parent is cancelled,
+    and between its record and its propagation to the children the paused reader goes on and
+    records the child's cancellation first.  The child's block must still be interrupted at
+    once (the reader's check cancels the scope of the child it finds running)."""
+    released, reader_done = threading.Event(), threading.Event()
+    check_code = engine.Operation._check_pending.__code__
+    seen: dict[str, Any] = {}
+
+    def pause_on_entry(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is check_code:
+            sys.settrace(None)
+            released.wait(5)  # descheduled here, having read the state as pending
+
+    def read() -> None:
+        sys.settrace(pause_on_entry)
+        try:
+            seen["reader"] = child.is_cancelled
+        finally:
+            sys.settrace(None)
+            reader_done.set()
+
+    parent = Cancelable(name="parent")
+
+    def between_record_and_propagation(event: object) -> None:  # runs in the cancelling thread
+        released.set()
+        reader_done.wait(5)
+
+    parent.cancellation.subscribe(between_record_and_propagation)
+    async with anyio.create_task_group() as tg:
+        entered = anyio.Event()
+
+        async def run_parent() -> None:
+            with pytest.raises(ManualCancelation):
+                async with parent:
+                    entered.set()
+                    await anyio.sleep(10)
+
+        tg.start_soon(run_parent)
+        await entered.wait()
+        child = Cancelable(name="child", parent=parent)
+        reader = threading.Thread(target=read)
+        reader.start()
+        await anyio.sleep(0.05)  # the reader is paused inside is_cancelled
+        start = anyio.current_time()
+        with pytest.raises(ParentCancelation):
+            async with child:
+                threading.Thread(target=parent.cancel_sync).start()
+                await anyio.sleep(2)
+        assert anyio.current_time() - start < 1
+    reader.join(5)
+    assert seen["reader"] is True
+    assert child.status is OperationStatus.CANCELLED and child.cancel_reason is CancelationReason.PARENT

@@ -220,3 +220,70 @@ async def test_status_callbacks_run_for_a_stream_left_by_a_plain_break() -> None
             await anyio.lowlevel.checkpoint()
     assert calls.seen == [("start", OperationStatus.RUNNING, None), ("complete", OperationStatus.COMPLETED, None)]
     assert src.closed
+
+
+class ClosingFails:
+    """An async iterator whose ``aclose()`` raises, as a source that cannot release what it holds."""
+
+    def __init__(self, n: int) -> None:
+        self.i, self.n = 0, n
+
+    def __aiter__(self) -> ClosingFails:
+        return self
+
+    async def __anext__(self) -> int:
+        await anyio.lowlevel.checkpoint()
+        if self.i >= self.n:
+            raise StopAsyncIteration
+        self.i += 1
+        return self.i
+
+    async def aclose(self) -> None:
+        raise RuntimeError("close failed")
+
+
+@pytest.mark.parametrize("ending", ["exhausted", "cancelled"])
+async def test_a_source_that_fails_to_close_fails_the_stream_as_in_a_block(ending: str) -> None:
+    """The outcome is decided once the source is closed, as leaving a block closes its stream
+    first: the consumer, the status and the callbacks all see the failed close."""
+    outcomes = []
+    for detached in (True, False):
+        token = CancelationToken()
+        op = Cancelable.with_token(token)
+        calls = Calls(op)
+        with pytest.raises(RuntimeError, match="close failed"):
+            if detached:
+                async for item in cancelable_stream(ClosingFails(5), operation=op):
+                    if ending == "cancelled" and item == 2:
+                        token.cancel_sync()
+            else:
+                async with op:
+                    async for item in op.stream(ClosingFails(5)):
+                        if ending == "cancelled" and item == 2:
+                            token.cancel_sync()
+        assert op.status is OperationStatus.FAILED and not op.is_cancelled
+        assert op.context.error is not None and "close failed" in op.context.error
+        kinds = [kind for kind, _, _ in calls.seen]
+        assert kinds[-1] == "error" and "complete" not in kinds and "cancel" not in kinds
+        outcomes.append((op.status, kinds[1:]))
+    assert outcomes[0] == outcomes[1]  # detached and in a block: the same outcome
+
+
+async def test_a_base_exception_in_a_start_callback_fails_the_stream_and_closes_the_source() -> None:
+    class Stop(BaseException):
+        pass
+
+    def stop(ctx: object) -> None:
+        raise Stop
+
+    op = Cancelable()
+    op.on_start(stop)
+    src = Source(10)
+    with pytest.raises(Stop):
+        async for _ in cancelable_stream(src.gen(), operation=op):
+            pass
+    assert op.status is OperationStatus.FAILED  # not left running, nor completed later
+    for _ in range(3):
+        await anyio.sleep(0)
+    assert op.status is OperationStatus.FAILED
+    assert op.deadline == math.inf and op.context.end_time is not None

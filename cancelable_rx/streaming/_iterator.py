@@ -9,7 +9,8 @@ fetch only.
 
 It talks to its operation through the engine's stream port only (``_attach_stream``,
 ``_detach_stream``, ``_cancel_error``, ``_progress_listening``, ``_emit_progress``,
-``_begin_detached``, ``_fetch_detached``, ``_end_detached``).
+``_begin_detached``, ``_fetch_detached``, ``_seal_detached``, ``_decide_detached``,
+``_end_detached``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class FusedIterator(Generic[T]):
 
     __slots__ = (
         "_op", "_src", "_sync", "_count", "_buf", "_every", "_next_report", "_next_cp",
-        "_state", "_detached", "_started", "_src_closed", "_agen", "_context", "_due", "stop",
+        "_state", "_detached", "_started", "_src_closed", "_agen", "_context", "_ending", "_due",
+        "stop",
     )  # fmt: skip
 
     def __init__(
@@ -92,7 +94,9 @@ class FusedIterator(Generic[T]):
         self._src_closed = False
         self._agen: Any = None
         self._context = False  # an aiostream streamer this iterator entered (and exits on close)
-        # a detached stream's final status and what ended it: its callbacks run after the close
+        # a detached stream that ended: what ended it (and whether that is the operation's own
+        # error), decided once its source is closed; then its status callbacks run
+        self._ending: tuple[BaseException | None, bool] | None = None
         self._due: tuple[OperationStatus, BaseException | None] | None = None
         # set by the operation: True when it records a cancellation, SOFT_STOP on a stop request
         self.stop: bool | str = False
@@ -197,9 +201,15 @@ class FusedIterator(Generic[T]):
             op._begin_detached()
             op._attach_stream(self)
             self._agen = self._fetcher()
-            if op._hooks is not None:
-                await op._trigger("start")
-            await self._enter_context()
+            try:
+                if op._hooks is not None:
+                    await op._trigger("start")  # (errors are logged; a BaseException gets here)
+                await self._enter_context()
+            except BaseException as exc:  # end it as leaving a block would: failed, source closed
+                self._end(False, exc)
+                with anyio.CancelScope(shield=True):
+                    await self._close_source()
+                raise
         if self._state:
             raise StopAsyncIteration
         if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
@@ -256,25 +266,32 @@ class FusedIterator(Generic[T]):
     def _abandon_on_loop(self) -> None:
         if self._state:
             return
-        self._end(False)
+        self._end(False, decide_now=True)  # nobody is left to see what closing raises (it is logged)
         handle = self._op._handle
         if handle is not None:
             handle.spawn(self._close_source)
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _end(self, completed: bool, exc: BaseException | None = None, own: bool = False) -> None:
-        """Record the partial result once, whatever ended the stream (and, for a detached
-        stream, end its operation: ``own`` says ``exc`` is the operation's own stop)."""
+    def _end(
+        self, completed: bool, exc: BaseException | None = None, own: bool = False, decide_now: bool = False
+    ) -> None:
+        """Record the partial result once, whatever ended the stream.  For a detached stream,
+        end its operation (``own`` says ``exc`` is the operation's own stop): sealed now, its
+        outcome decided by `_close_source` once the source is closed (what closing raises
+        counts, as in a block), or at once with ``decide_now``."""
         if self._state:
             return
         self._state = _ENDED
         op = self._op
         op._detach_stream(self, self.snapshot(completed))
         if self._detached:
-            status = op._end_detached(exc, own)
-            if status is not None and op._hooks is not None:
-                self._due = (status, exc)
+            if decide_now:
+                status = op._end_detached(exc, own)
+                if status is not None and op._hooks is not None:
+                    self._due = (status, exc)
+            elif op._seal_detached():
+                self._ending = (exc, own)
 
     def snapshot(self, completed: bool = False) -> PartialResult[T]:
         """The partial result as of now."""
@@ -313,6 +330,7 @@ class FusedIterator(Generic[T]):
     async def _close_source(self) -> None:
         """Close the source (once); then, for a detached stream that ended, run its
         operation's status callbacks (also when closing raised)."""
+        cleanup: BaseException | None = None
         try:
             if self._src_closed:
                 return
@@ -327,7 +345,17 @@ class FusedIterator(Generic[T]):
                 sync_close = getattr(self._src, "close", None)
                 if sync_close is not None:
                     sync_close()
+        except BaseException as err:
+            cleanup = err
+            raise
         finally:
+            ending = self._ending
+            if ending is not None:
+                self._ending = None
+                exc, own = ending
+                status = self._op._decide_detached(exc, own, cleanup)
+                if self._op._hooks is not None:
+                    self._due = (status, cleanup if cleanup is not None else exc)
             due = self._due
             if due is not None:
                 self._due = None
