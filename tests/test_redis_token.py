@@ -7,6 +7,7 @@ import gc
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import anyio
@@ -518,3 +519,29 @@ def test_a_token_listens_again_on_the_next_event_loop(server: RedisServer, backe
         assert not tok.is_listening  # its loop ended (trio's connections live on the I/O thread)
     anyio.run(second, backend=backend)
     assert tok.message == "on the second loop"
+
+
+def test_a_loop_that_only_sent_a_cancel_closes_its_connections_when_it_ends(server: RedisServer) -> None:
+    """A loop that only sent a cancel (it never listened) closes its connections when it
+    ends: nothing is left to the garbage collector (no ResourceWarning)."""
+    ns = fresh_namespace()
+    gc.collect()  # what earlier tests left to the collector is not this test's
+
+    async def only_cancel() -> None:
+        await DistributedToken("sent", server.url, namespace=ns).cancel(message="from a sender")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        anyio.run(only_cancel, backend="asyncio")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert raw_record_exists(server, ns)
+
+
+def raw_record_exists(server: RedisServer, ns: str) -> bool:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return any(True for _ in client.scan_iter(match=f"{ns}*"))
+    finally:
+        client.close()
+

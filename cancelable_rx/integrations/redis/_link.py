@@ -178,6 +178,7 @@ class Link:
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
         self.listener = Listener(self, endpoint.connection_class(**kwargs))  # the pub/sub connection
+        self._disconnected: asyncio.Event | None = None  # set once every connection was closed
 
     # -- users ---------------------------------------------------------------------------
 
@@ -226,12 +227,28 @@ class Link:
         await self._disconnect()
 
     async def _disconnect(self) -> None:
+        """Close the pub/sub connection, the writer and the pool, each on its own (one that
+        fails does not keep the others open), once: a later call waits for the first.  A
+        cancellation that arrives meanwhile is re-raised once every connection is closed."""
+        done = self._disconnected
+        if done is not None:
+            await done.wait()
+            return
+        done = self._disconnected = asyncio.Event()
+        interrupted: BaseException | None = None
         try:
-            await self.listener.conn.disconnect()
-            await self._writer_conn.disconnect()
-            await self.pool.disconnect()
-        except BaseException:
-            logger.debug("cancelable_rx: closing the connections to %s failed", self.endpoint.display, exc_info=True)
+            for close in (self.listener.conn.disconnect, self._writer_conn.disconnect, self.pool.disconnect):
+                try:
+                    await close()
+                except Exception:
+                    logger.debug("cancelable_rx: closing a connection to %s failed", self.endpoint.display,
+                                 exc_info=True)
+                except BaseException as err:  # finish closing, then let it go on
+                    interrupted = interrupted or err
+        finally:
+            done.set()
+        if interrupted is not None:
+            raise interrupted
 
     # -- opening -------------------------------------------------------------------------
 
