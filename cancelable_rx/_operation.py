@@ -15,10 +15,11 @@ first event is recorded under one process-wide lock and the cancel scope is only
 cancelled on the operation's own loop (`LoopHandle.call`).  The record (``context``) may be
 read from any thread.  Everything else is for the loop thread.
 
-The stream port: the members ``_attach_stream``, ``_detach_stream``, ``_cancel_error``,
-``_progress_listening``, ``_emit_progress``, ``_begin_detached``, ``_fetch_detached``,
-``_seal_detached``, ``_decide_detached`` and ``_end_detached`` are what ``streaming/`` uses; nothing else of the engine is touched
-from outside (see ``docs/architecture.md``).
+The stream port (the members ``streaming/`` uses; ``docs/architecture.md`` lists them):
+``_attach_stream``, ``_detach_stream``, ``_stop_error``, ``_progress_listening``,
+``_emit_progress``, ``_begin_detached``, ``_fetch_detached``, ``_seal_detached``,
+``_decide_detached``, ``_end_detached``, ``_trigger``, ``_run_end_callbacks``; read only:
+``_hooks``, ``_handle``, ``_failure``, ``_partial``.
 """
 
 from __future__ import annotations

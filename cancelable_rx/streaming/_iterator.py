@@ -7,10 +7,8 @@ across ``yield``: inside an operation's block the operation's own scope surround
 consumer; in detached mode (``cancelable_stream``) the operation opens a scope around each
 fetch only.
 
-It talks to its operation through the engine's stream port only (``_attach_stream``,
-``_detach_stream``, ``_cancel_error``, ``_progress_listening``, ``_emit_progress``,
-``_begin_detached``, ``_fetch_detached``, ``_seal_detached``, ``_decide_detached``,
-``_end_detached``).
+It talks to its operation through the engine's stream port only (listed in
+``_operation``'s docstring and ``docs/architecture.md``).
 """
 
 from __future__ import annotations
