@@ -287,3 +287,17 @@ async def test_a_base_exception_in_a_start_callback_fails_the_stream_and_closes_
         await anyio.sleep(0)
     assert op.status is OperationStatus.FAILED
     assert op.deadline == math.inf and op.context.end_time is not None
+
+
+async def test_aclosing_a_stream_whose_source_fails_to_close_fails_it_before_going_on() -> None:
+    from contextlib import aclosing
+
+    op = Cancelable()
+    calls = Calls(op)
+    with pytest.raises(RuntimeError, match="close failed"):
+        async with aclosing(cancelable_stream(ClosingFails(10), operation=op)) as stream:
+            async for item in stream:
+                if item == 2:
+                    break
+    assert op.status is OperationStatus.FAILED  # decided, and the callbacks ran, before this line
+    assert [kind for kind, _, _ in calls.seen] == ["start", "error"]
