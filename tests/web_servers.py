@@ -125,7 +125,14 @@ class Server:
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 1
-        config.keep_alive_timeout = 1.0  # idle connections' tasks end soon after the client closes
+        # hypercorn closes a connection that stays idle this long, also one whose first request
+        # it has not read yet: 1 s was too short for 500 connections set up at once while the
+        # whole suite loads the machine ("Server disconnected without sending a response").
+        config.keep_alive_timeout = 5.0
+        # hypercorn calls listen() again on the socket it is given, with its own backlog (100 by
+        # default): 500 clients connecting at once on a loaded machine then overflow the accept
+        # queue and some connections are reset ("Server disconnected without sending a response").
+        config.backlog = 1024
         return config
 
     async def _hypercorn_asyncio(self) -> None:
