@@ -96,6 +96,7 @@ _RUNNING = OperationStatus.RUNNING
 _CANCELLED = OperationStatus.CANCELLED
 _COMPLETED = OperationStatus.COMPLETED
 _FAILED = OperationStatus.FAILED
+_PENDING = OperationStatus.PENDING
 
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "cancelable_rx_current_operation", default=None
@@ -353,8 +354,8 @@ class Operation:
                 fail_value("parent", "an operation that has not ended", parent, "create children while the parent runs")
         self._parent = parent
         self._metadata = check_metadata(metadata) if metadata is not None else None
-        self._register_globally = bool(register_globally)
-        self._suppress = bool(suppress_cancelation)
+        self._register_globally = True if register_globally else False  # (no call: the hot path)
+        self._suppress = True if suppress_cancelation else False
         self._default_name = None
         self._sources = ()
         self._timeout = _INF
@@ -365,7 +366,7 @@ class Operation:
         # -- run state
         self._plan = None
         self._state = PENDING
-        self._status = OperationStatus.PENDING
+        self._status = _PENDING
         self._fired = None
         self._failure = None
         self._scope = None
@@ -1190,8 +1191,11 @@ class Operation:
             if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
                 if tok.is_cancelled or tok._stop is not None:
                     self._listen_token(tok)
-                else:
-                    tok._listen(self._on_token, self)
+                else:  # tok._listen(self._on_token, self), inlined (the token's protocol: add, then re-read)
+                    tok._listeners[self] = self._on_token
+                    if tok.is_cancelled:
+                        tok._listeners.pop(self, None)
+                        self._on_token(tok)
             for extra in self._tokens:
                 extra._listen(self._on_token, self)
         # After the scope is entered: asyncio's deadline timer copies the context when it is
@@ -1333,8 +1337,9 @@ class Operation:
             if self._listening:
                 self._disarm_all()
             else:
-                if self._token is not None:
-                    self._token._unlisten(self)
+                tok = self._token
+                if tok is not None:
+                    tok._listeners.pop(self, None)  # tok._unlisten(self), inlined
                 for extra in self._tokens:
                     extra._unlisten(self)
             cv = self._cv  # inlined from _teardown: this is the hot path

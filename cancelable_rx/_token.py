@@ -92,6 +92,8 @@ class CancelationToken(BaseModel):
         adds the listener, then reads the flag, so at least one of them calls ``fn`` (the
         interpreter orders these steps).  In a race both may: listeners must be idempotent
         (every listener in the package is: first-event-wins firing, events, links).
+        The engine's ``__aenter__``/``__aexit__`` inline this and `_unlisten` (the hot path of
+        ``with_token``): change them together.
         """
         if key is None:
             key = fn
