@@ -97,6 +97,10 @@ _CANCELLED = OperationStatus.CANCELLED
 _COMPLETED = OperationStatus.COMPLETED
 _FAILED = OperationStatus.FAILED
 _PENDING = OperationStatus.PENDING
+# The token classes whose listen/unlisten the hot path of `with_token` inlines; any other
+# class (e.g. a distributed token, which starts listening when first used) goes through its
+# methods.  (A set lookup: reading an attribute of a pydantic class runs a slower hook.)
+_PLAIN_TOKENS: Final = frozenset({CancelationToken, LinkedCancelationToken})
 
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "cancelable_rx_current_operation", default=None
@@ -1102,7 +1106,7 @@ class Operation:
         if tok is not None:
             self._listen_token(tok)
         for extra in self._tokens:
-            extra._listen(self._on_token, self)
+            self._listen_extra(extra)
         plan = self._plan
         if plan is not None and plan.triggers:
             stops = self._disarms = []
@@ -1114,13 +1118,21 @@ class Operation:
                     stops.append(stop)
 
     def _listen_token(self, tok: CancelationToken) -> None:
-        if not tok.is_cancelled and tok.stop_request is not None:
-            tok._listen(self._on_token, self)
-            self._on_token(tok)  # a stop requested before the operation started
-        elif tok.is_cancelled and not self._own_token:
+        if tok.is_cancelled and not self._own_token:
             self._fire(_precancelled(tok))
-        else:
-            tok._listen(self._on_token, self)
+            return
+        tok._listen(self._on_token, self)  # (calls _on_token at once if it is cancelled)
+        if not tok.is_cancelled and tok._stop is not None:
+            # A stop requested before the operation started, or while it started listening
+            # (the request notifies a snapshot of the listeners: read after adding ours).
+            self._on_token(tok)
+
+    def _listen_extra(self, tok: CancelationToken) -> None:
+        """Listen to a token merged by ``combine``: its cancel fires with its own reason and
+        message; a stop already requested on it (before or while listening) is applied."""
+        tok._listen(self._on_token, self)  # (calls _on_token at once if it is cancelled)
+        if not tok.is_cancelled and tok._stop is not None:
+            self._on_token(tok)
 
     def _disarm_all(self) -> None:
         """Stop listening to every token and source and disarm the sources; never raises."""
@@ -1189,15 +1201,17 @@ class Operation:
             scope.__enter__()
             tok = self._token
             if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
-                if tok.is_cancelled or tok._stop is not None:
-                    self._listen_token(tok)
+                if tok.is_cancelled or tok._stop is not None or type(tok) not in _PLAIN_TOKENS:
+                    self._listen_token(tok)  # (also a token class with a listen hook of its own)
                 else:  # tok._listen(self._on_token, self), inlined (the token's protocol: add, then re-read)
                     tok._listeners[self] = self._on_token
                     if tok.is_cancelled:
                         tok._listeners.pop(self, None)
                         self._on_token(tok)
+                    elif tok._stop is not None:  # a stop requested meanwhile (its snapshot missed us)
+                        self._on_token(tok)
             for extra in self._tokens:
-                extra._listen(self._on_token, self)
+                self._listen_extra(extra)
         # After the scope is entered: asyncio's deadline timer copies the context when it is
         # scheduled, and a cancelled timer stays in the loop's heap until the loop purges it;
         # it must not keep the operation alive.
@@ -1339,7 +1353,10 @@ class Operation:
             else:
                 tok = self._token
                 if tok is not None:
-                    tok._listeners.pop(self, None)  # tok._unlisten(self), inlined
+                    if type(tok) in _PLAIN_TOKENS:
+                        tok._listeners.pop(self, None)  # tok._unlisten(self), inlined
+                    else:
+                        tok._unlisten(self)
                 for extra in self._tokens:
                     extra._unlisten(self)
             cv = self._cv  # inlined from _teardown: this is the hot path
@@ -1577,7 +1594,16 @@ class Operation:
         host = None
         if self._plan is not None:
             host = self._host = BackgroundHost(handle, self._fail, self._stop_from)
-        self._arm(host)
+        try:
+            self._arm(host)
+        except BaseException as err:  # a source that cannot be armed: end it failed, as entering a block does
+            self._disarm_all()
+            if self._host is not None:
+                self._host.close()
+            self._seal()
+            self._error = error_text(err)
+            self._finish(_FAILED)
+            raise
         if self._register_globally:
             registry = self._registry = OperationRegistry.get_instance()
             registry._on_enter(self)

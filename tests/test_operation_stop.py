@@ -333,3 +333,57 @@ async def test_parent_cancelation_of_a_child_after_the_parents_grace() -> None:
                 await parent.request_stop(0.05)
                 await anyio.sleep(5)
     assert len(errors) == 1
+
+
+@pytest.mark.parametrize("factory", ["with_token", "with_token_and_timeout"])
+async def test_a_stop_requested_by_a_thread_while_the_operation_starts_listening_is_seen(factory: str) -> None:
+    """Forced interleaving: entering reads the token (no stop yet), then another thread
+    requests a stop before the operation's listener is added (the request notifies the
+    listeners it finds).  The operation must still see the stop."""
+    import inspect
+    import sys
+    from types import FrameType
+    from typing import Any
+
+    from cancelable_rx import _operation as engine
+
+    token = CancelationToken()
+    op = Cancelable.with_token(token)
+    if factory == "with_token_and_timeout":
+        op = op.combine(Cancelable.with_timeout(30))  # a token merged by combine, armed with a deadline
+    lines, first = inspect.getsourcelines(engine.Operation.__aenter__)
+    inline = {first + i for i, text in enumerate(lines) if "tok._listeners[self] = self._on_token" in text}
+    assert len(inline) == 1
+    aenter, listen = engine.Operation.__aenter__.__code__, CancelationToken._listen.__code__
+    fired = False
+
+    def stop_from_a_thread() -> None:
+        nonlocal fired
+        fired = True
+        thread = threading.Thread(target=token.request_stop_sync, args=(5.0,), kwargs={"message": "drain"})
+        thread.start()
+        thread.join()
+
+    def at_the_inlined_listen(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno in inline and not fired:
+            stop_from_a_thread()
+        return at_the_inlined_listen
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is aenter:
+            return at_the_inlined_listen
+        if frame.f_code is listen and event == "call" and not fired:  # before the listener is added
+            stop_from_a_thread()
+        return None
+
+    sys.settrace(tracer)
+    try:
+        async with op:
+            sys.settrace(None)
+            assert fired
+            with anyio.fail_after(5):
+                request = await op.wait_for_stop()
+            assert request.message == "drain" and op.stop_requested
+    finally:
+        sys.settrace(None)
+    assert op.status is OperationStatus.COMPLETED

@@ -69,6 +69,20 @@ async def test_a_cancel_stops_an_operation_with_its_reason_and_message(server: R
         assert not listener.is_listening  # a cancelled token listens no more
 
 
+async def test_a_token_never_started_listens_once_an_operation_uses_it(server: RedisServer, ns: str) -> None:
+    """`with_token` on a token nobody started: entering the block starts it listening, so a
+    cancel from elsewhere stops the block (the documented auto-start)."""
+    token = DistributedToken("auto", server.url, namespace=ns)
+    assert not token.is_listening
+    with anyio.fail_after(10):
+        with pytest.raises(ManualCancelation, match="from elsewhere"):
+            async with Cancelable.with_token(token):
+                await eventually(lambda: token.is_listening, 5)
+                await DistributedToken("auto", server.url, namespace=ns).cancel(message="from elsewhere")
+                await anyio.sleep_forever()
+    assert token.listener_count == 0
+
+
 async def test_a_listener_that_starts_after_the_cancel_is_cancelled(server: RedisServer, ns: str) -> None:
     assert await DistributedToken("late", server.url, namespace=ns).cancel(CancelationReason.CONDITION, "early")
     late = await DistributedToken("late", server.url, namespace=ns).start()

@@ -301,3 +301,59 @@ async def test_aclosing_a_stream_whose_source_fails_to_close_fails_it_before_goi
                     break
     assert op.status is OperationStatus.FAILED  # decided, and the callbacks ran, before this line
     assert [kind for kind, _, _ in calls.seen] == ["start", "error"]
+
+
+async def test_a_stream_whose_operation_cannot_arm_a_source_fails_and_releases_its_token() -> None:
+    from cancelable_rx.sources.base import CancelationSource
+
+    class CannotArm(CancelationSource):
+        def arm(self, host: object) -> None:
+            raise RuntimeError("arm failed")
+
+    token = CancelationToken()
+    op = Cancelable.with_token(token).add_source(CannotArm())
+    src = Source(3)
+    with pytest.raises(RuntimeError, match="arm failed"):
+        async for _ in cancelable_stream(src.gen(), operation=op):
+            pass
+    assert op.status is OperationStatus.FAILED and "arm failed" in (op.context.error or "")
+    assert token.listener_count == 0  # released, as leaving a block that failed to enter
+
+
+async def test_a_cancel_landing_as_the_source_runs_out_is_never_a_silent_end() -> None:
+    """Forced interleaving: another thread cancels the token after the last fetch found the
+    source exhausted, before the operation is sealed.  The consumer and the operation agree:
+    the typed error, status cancelled (a cancel after the seal would change neither)."""
+    import sys
+    import threading
+
+    from cancelable_rx import _operation as engine
+
+    token = CancelationToken()
+    op = Cancelable.with_token(token)
+    calls = Calls(op)
+    detach = engine.Operation._detach_stream.__code__
+    armed = False
+
+    def cancel_from_a_thread_at_the_end(frame: object, event: str, arg: object) -> None:
+        nonlocal armed
+        if event == "call" and frame.f_code is detach and armed:  # type: ignore[attr-defined]
+            armed = False
+            thread = threading.Thread(target=token.cancel_sync, kwargs={"message": "late"})
+            thread.start()
+            thread.join()
+
+    seen = []
+    sys.settrace(cancel_from_a_thread_at_the_end)
+    try:
+        with pytest.raises(ManualCancelation, match="late"):
+            async for item in cancelable_stream(Source(3).gen(), operation=op):
+                seen.append(item)
+                if item == 2:
+                    armed = True  # the next fetch finds the source exhausted
+    finally:
+        sys.settrace(None)
+    assert seen == [0, 1, 2]
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.MANUAL
+    assert [kind for kind, _, _ in calls.seen] == ["start", "cancel"]
+    assert token.listener_count == 0

@@ -212,7 +212,8 @@ class FusedIterator(Generic[T]):
             raise StopAsyncIteration
         if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
             self._end(False)
-            await self._close_source()
+            with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
+                await self._close_source()
             raise StopAsyncIteration
         if self.stop:
             error = op._stop_error()
@@ -227,13 +228,17 @@ class FusedIterator(Generic[T]):
         try:
             item: T = await op._fetch_detached(self._agen, checkpoint)
         except StopAsyncIteration:
-            if self.stop and self.stop is not SOFT_STOP:  # cancelled during the last fetch: never a silent end
-                error = op._stop_error()
-                self._end(True, error, own=True)
-                await self._close_source()
-                raise error from None
+            # Seal first: a cancel from another thread after this line no longer counts.  One
+            # recorded before it (also during the last fetch) is never a silent end.
             self._end(True)
-            await self._close_source()
+            cancelled = op._fired is not None or op._failure is not None
+            stopped: BaseException | None = op._stop_error() if cancelled else None
+            if stopped is not None and self._ending is not None:
+                self._ending = (stopped, True)
+            with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
+                await self._close_source()
+            if stopped is not None:
+                raise stopped from None
             raise
         except BaseException as exc:
             self._end(False, exc, own=getattr(exc, "_op", None) is op or exc is op._failure)
@@ -315,7 +320,8 @@ class FusedIterator(Generic[T]):
         if not self._detached and agen is not None and agen.ag_frame is not None and not agen.ag_running:
             await agen.aclose()  # its finally records the result and closes the source
         self._end(False)
-        await self._close_source()
+        with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
+            await self._close_source()
 
     async def _enter_context(self) -> None:
         """An aiostream ``Stream`` gives a streamer that must be iterated inside its context
