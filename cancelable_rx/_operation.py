@@ -1118,20 +1118,20 @@ class Operation:
                     stops.append(stop)
 
     def _listen_token(self, tok: CancelationToken) -> None:
+        """Listen to the operation's token; a given one already cancelled fires with the
+        message that says it was cancelled before the operation started."""
         if tok.is_cancelled and not self._own_token:
             self._fire(_precancelled(tok))
             return
+        self._listen_extra(tok)
+
+    def _listen_extra(self, tok: CancelationToken) -> None:
+        """Listen to ``tok`` (also a token merged by ``combine``): its cancel fires with its
+        own reason and message; a stop already requested on it is applied."""
         tok._listen(self._on_token, self)  # (calls _on_token at once if it is cancelled)
         if not tok.is_cancelled and tok._stop is not None:
             # A stop requested before the operation started, or while it started listening
             # (the request notifies a snapshot of the listeners: read after adding ours).
-            self._on_token(tok)
-
-    def _listen_extra(self, tok: CancelationToken) -> None:
-        """Listen to a token merged by ``combine``: its cancel fires with its own reason and
-        message; a stop already requested on it (before or while listening) is applied."""
-        tok._listen(self._on_token, self)  # (calls _on_token at once if it is cancelled)
-        if not tok.is_cancelled and tok._stop is not None:
             self._on_token(tok)
 
     def _disarm_all(self) -> None:
@@ -1597,10 +1597,7 @@ class Operation:
         try:
             self._arm(host)
         except BaseException as err:  # a source that cannot be armed: end it failed, as entering a block does
-            self._disarm_all()
-            if self._host is not None:
-                self._host.close()
-            self._seal()
+            self._seal_detached()
             self._error = error_text(err)
             self._finish(_FAILED)
             raise
