@@ -357,3 +357,43 @@ async def test_a_cancel_landing_as_the_source_runs_out_is_never_a_silent_end() -
     assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.MANUAL
     assert [kind for kind, _, _ in calls.seen] == ["start", "cancel"]
     assert token.listener_count == 0
+
+
+class RunsOutPastItsDeadline:
+    """Two items, then a last fetch that blocks (no checkpoint) until the deadline has
+    passed and reports the end: the cancellation is never delivered inside the fetch."""
+
+    def __init__(self, block_for: float) -> None:
+        self.i, self.block_for = 0, block_for
+
+    def __aiter__(self) -> RunsOutPastItsDeadline:
+        return self
+
+    async def __anext__(self) -> int:
+        if self.i == 2:
+            import time
+
+            time.sleep(self.block_for)
+            raise StopAsyncIteration
+        self.i += 1
+        return self.i
+
+
+async def test_a_source_that_runs_out_past_the_deadline_ends_as_in_a_block() -> None:
+    """The operation is decided cancelled (timeout), as a block left past its deadline is;
+    the consumer sees that cancellation, not a clean end, detached or in a block."""
+    for detached in (True, False):
+        op = Cancelable.with_timeout(0.05)
+        calls = Calls(op)
+        items = []
+        with pytest.raises(TimeoutCancelation):
+            if detached:
+                async for item in cancelable_stream(RunsOutPastItsDeadline(0.1), operation=op):
+                    items.append(item)
+            else:
+                async with op:
+                    async for item in op.stream(RunsOutPastItsDeadline(0.1)):
+                        items.append(item)
+        assert items == [1, 2]
+        assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.TIMEOUT
+        assert [kind for kind, _, _ in calls.seen][-1] == "cancel"

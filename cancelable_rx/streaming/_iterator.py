@@ -237,6 +237,10 @@ class FusedIterator(Generic[T]):
                 self._ending = (stopped, True)
             with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
                 await self._close_source()
+            if stopped is None and op._fired is not None:
+                # The deadline passed as the source ran out (decided at the close, as leaving a
+                # block past its deadline is): the consumer sees the same cancellation.
+                stopped = op._stop_error()
             if stopped is not None:
                 raise stopped from None
             raise
