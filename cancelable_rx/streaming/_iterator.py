@@ -212,8 +212,7 @@ class FusedIterator(Generic[T]):
             raise StopAsyncIteration
         if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
             self._end(False)
-            with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
-                await self._close_source()
+            await self._close_source()
             raise StopAsyncIteration
         if self.stop:
             error = op._stop_error()
@@ -235,12 +234,7 @@ class FusedIterator(Generic[T]):
             stopped: BaseException | None = op._stop_error() if cancelled else None
             if stopped is not None and self._ending is not None:
                 self._ending = (stopped, True)
-            with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
-                await self._close_source()
-            if stopped is None and op._fired is not None:
-                # The deadline passed as the source ran out (decided at the close, as leaving a
-                # block past its deadline is): the consumer sees the same cancellation.
-                stopped = op._stop_error()
+            await self._close_source()
             if stopped is not None:
                 raise stopped from None
             raise
@@ -324,8 +318,7 @@ class FusedIterator(Generic[T]):
         if not self._detached and agen is not None and agen.ag_frame is not None and not agen.ag_running:
             await agen.aclose()  # its finally records the result and closes the source
         self._end(False)
-        with anyio.CancelScope(shield=True):  # the source's cleanup runs to its end, as in a block
-            await self._close_source()
+        await self._close_source()
 
     async def _enter_context(self) -> None:
         """An aiostream ``Stream`` gives a streamer that must be iterated inside its context
