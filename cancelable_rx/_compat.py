@@ -29,7 +29,7 @@ from ._checks import check_callable, check_instance, check_positive_int
 from ._exceptions import CancelationError
 from ._hooks import KINDS
 from ._loop import LoopHandle, capture
-from ._models import CancelationReason, CancelEvent
+from ._models import CancelationReason, CancelEvent, OperationStatus
 from ._operation import PENDING, RUNNING, Operation
 from ._standalone import cancelable_stream as _main_cancelable_stream
 from ._token import CancelationToken
@@ -415,6 +415,12 @@ class Cancelable(_MainCancelable):
             # re-raises it, never a new one); a block that raised nothing ends normally.
             _warn_once()
             return False
+
+    def _clean_end_error(self) -> BaseException | None:
+        """A detached stream that ended cleanly on its side stays a clean end when the
+        operation was decided cancelled, as a compat block that raised nothing ends normally;
+        a source's failure is still raised."""
+        return self._failure if self._status is OperationStatus.FAILED else None
 
     async def _fetch_detached(self, fetch: Callable[[], Awaitable[T]], checkpoint: bool) -> T:
         """The main face's fetch of a detached stream, keeping the backend's cancel exception

@@ -1191,27 +1191,28 @@ class Operation:
                     scope.__exit__(None, None, None)
                     raise
             except BaseException as err:
-                self._scope = None
-                await self._teardown()
-                self._seal()
-                self._error = error_text(err)
-                self._finish(_FAILED)
+                await self._fail_entry(err)
                 raise
         else:
             scope.__enter__()
             tok = self._token
-            if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
-                if tok.is_cancelled or tok._stop is not None or type(tok) not in _PLAIN_TOKENS:
-                    self._listen_token(tok)  # (also a token class with a listen hook of its own)
-                else:  # tok._listen(self._on_token, self), inlined (the token's protocol: add, then re-read)
-                    tok._listeners[self] = self._on_token
-                    if tok.is_cancelled:
-                        tok._listeners.pop(self, None)
-                        self._on_token(tok)
-                    elif tok._stop is not None:  # a stop requested meanwhile (its snapshot missed us)
-                        self._on_token(tok)
-            for extra in self._tokens:
-                self._listen_extra(extra)
+            try:
+                if tok is not None:  # tokens alone (with_token, combine): the hot path skips _arm()
+                    if tok.is_cancelled or tok._stop is not None or type(tok) not in _PLAIN_TOKENS:
+                        self._listen_token(tok)  # (also a token class with a listen hook of its own)
+                    else:  # tok._listen(self._on_token, self), inlined (the token's protocol: add, then re-read)
+                        tok._listeners[self] = self._on_token
+                        if tok.is_cancelled:
+                            tok._listeners.pop(self, None)
+                            self._on_token(tok)
+                        elif tok._stop is not None:  # a stop requested meanwhile (its snapshot missed us)
+                            self._on_token(tok)
+                for extra in self._tokens:
+                    self._listen_extra(extra)
+            except BaseException as err:  # a token subclass whose listen hook raised
+                scope.__exit__(None, None, None)
+                await self._fail_entry(err)
+                raise
         # After the scope is entered: asyncio's deadline timer copies the context when it is
         # scheduled, and a cancelled timer stays in the loop's heap until the loop purges it;
         # it must not keep the operation alive.
@@ -1241,6 +1242,15 @@ class Operation:
         return self
 
     # -- leaving ----------------------------------------------------------------------------
+
+    async def _fail_entry(self, err: BaseException) -> None:
+        """Entering failed after the operation started (its scope already left): undo what
+        entering did and end it ``FAILED``; the caller re-raises ``err``."""
+        self._scope = None
+        await self._teardown()
+        self._seal()
+        self._error = error_text(err)
+        self._finish(_FAILED)
 
     async def _teardown(self) -> None:
         """Undo what entering did, in reverse; never raises."""
@@ -1667,6 +1677,27 @@ class Operation:
             await self._trigger("cancel")
         else:
             await self._trigger("error", self._failure if self._failure is not None else exc)
+
+    def _clean_end_error(self) -> BaseException | None:
+        """What the consumer of a detached stream gets when the stream ended on its side
+        without an error (its source ran out, or a stop request ended it at an item
+        boundary) but the operation, once its source was closed, was decided otherwise: a
+        cancel recorded before the seal (another thread's, a passed deadline or stop grace
+        period). As leaving a block that raised nothing: the failure of a source, else the
+        typed error, unless ``suppress_cancelation`` (None: the end stays clean). The compat
+        face overrides it (its blocks end normally then)."""
+        status = self._status
+        if status is _FAILED:
+            return self._failure
+        if status is not _CANCELLED or self._suppress:
+            return None
+        fired = self._fired
+        assert fired is not None
+        error = error_for(fired, self)
+        cause = _source_error(fired.source)
+        if isinstance(cause, BaseException):
+            error.__cause__ = cause
+        return error
 
     def _stop_error(self) -> BaseException:
         """What a stream raises when it stops for the operation: the failure of a source, if

@@ -36,8 +36,11 @@ def cancelable_stream(
     Cancellation: the stream's own operation starts at the first item request; when the
     timeout passes or the token is cancelled, a pending ``anext`` is interrupted (a source
     that never awaits is reached at its next checkpoint, every 512 items) and the typed
-    `CancelationError` is raised to the consumer.  A cancel scope surrounds each fetch only
-    (never the consumer's code, never a ``yield``), which costs about one scope per item.
+    `CancelationError` is raised to the consumer (for an ``operation=`` made with
+    ``suppress_cancelation=True``, the stream ends as if exhausted instead, as its block
+    would be left quietly; the outcome is read from the operation).  A cancel scope
+    surrounds each fetch only (never the consumer's code, never a ``yield``), which costs
+    about one scope per item.
 
     Ending early: leaving the ``async for`` (``break``, ``return``, an exception) ends the
     operation at once and closes the source in the background; ``aclosing(...)`` closes it

@@ -455,3 +455,30 @@ async def test_an_ended_operation_keeps_no_cancel_scope_and_so_no_task() -> None
     assert not any(isinstance(r, scope_class) for r in gc.get_referents(op))
     with pytest.raises(RuntimeError, match="was not entered"):  # leaving twice is still an error
         await op.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("merged", [False, True])
+async def test_a_token_whose_listen_hook_raises_fails_the_entry_and_leaves_nothing_behind(merged: bool) -> None:
+    """A token subclass with a listen hook of its own that raises (given to with_token, or
+    merged by combine): entering fails with that error, as when a source cannot be armed:
+    the operation ends FAILED, no listener stays on any token, and its cancel scope is left
+    (the scopes entered after it behave)."""
+
+    class Refuses(CancelationToken):
+        def _listen(self, fn: object, key: object = None) -> None:  # type: ignore[override]
+            raise RuntimeError("cannot listen")
+
+    plain, refusing = CancelationToken(), Refuses()
+    if merged:
+        op = Cancelable.with_token(plain).combine(Cancelable.with_token(refusing))
+    else:
+        op = Cancelable.with_token(refusing)
+    with pytest.raises(RuntimeError, match="cannot listen"):
+        async with op:
+            pytest.fail("the body ran")
+    assert op.status is OperationStatus.FAILED and "cannot listen" in (op.context.error or "")
+    assert plain.listener_count == 0 and refusing.listener_count == 0
+    assert current_operation() is None
+    with anyio.move_on_after(0.01) as scope:  # a later scope of this task works as usual
+        await anyio.sleep(1)
+    assert scope.cancelled_caught

@@ -5,6 +5,8 @@ asyncio and trio."""
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import AsyncIterator
 
 import anyio
@@ -19,6 +21,7 @@ from cancelable_rx import (
     OperationStatus,
     TimeoutCancelation,
     cancelable_stream,
+    compat,
 )
 
 pytestmark = pytest.mark.anyio
@@ -312,12 +315,15 @@ async def test_a_stream_whose_operation_cannot_arm_a_source_fails_and_releases_i
 
     token = CancelationToken()
     op = Cancelable.with_token(token).add_source(CannotArm())
-    src = Source(3)
+    gen = Source(3).gen()
+    cursor = aiter(cancelable_stream(gen, operation=op))
     with pytest.raises(RuntimeError, match="arm failed"):
-        async for _ in cancelable_stream(src.gen(), operation=op):
-            pass
+        await anext(cursor)
     assert op.status is OperationStatus.FAILED and "arm failed" in (op.context.error or "")
     assert token.listener_count == 0  # released, as leaving a block that failed to enter
+    assert gen.ag_frame is None  # the stream owns its source: closed on every ending (never started)
+    with pytest.raises(StopAsyncIteration):  # asked again: the stream has ended
+        await anext(cursor)
 
 
 async def test_a_cancel_landing_as_the_source_runs_out_is_never_a_silent_end() -> None:
@@ -357,3 +363,115 @@ async def test_a_cancel_landing_as_the_source_runs_out_is_never_a_silent_end() -
     assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.MANUAL
     assert [kind for kind, _, _ in calls.seen] == ["start", "cancel"]
     assert token.listener_count == 0
+
+
+class RunsOutPastItsDeadline:
+    """Two items, then a last fetch that blocks (no checkpoint) until the deadline has
+    passed and reports the end: the cancellation is never delivered inside the fetch."""
+
+    def __init__(self, block_for: float) -> None:
+        self.i, self.block_for = 0, block_for
+
+    def __aiter__(self) -> RunsOutPastItsDeadline:
+        return self
+
+    async def __anext__(self) -> int:
+        if self.i == 2:
+            time.sleep(self.block_for)
+            raise StopAsyncIteration
+        self.i += 1
+        return self.i
+
+
+def _make(face: str, **kw: object) -> Cancelable:
+    """A 0.05 s operation of ``face``: the main face, the same with suppress_cancelation,
+    or the compat face (whose blocks end normally when the operation's own cancel ends them)."""
+    if face == "compat":
+        return compat.Cancelable.with_timeout(0.05, **kw)  # type: ignore[return-value]
+    return Cancelable.with_timeout(0.05, suppress_cancelation=face == "suppress", **kw)  # type: ignore[arg-type]
+
+
+async def _consume(op: Cancelable, detached: bool, source: object, stop_at: int | None) -> tuple[list[int], str | None]:
+    """Iterate ``source`` under ``op`` (detached, or in its block); at item ``stop_at``,
+    request a stop with a 0.02 s grace period, then work past it without a checkpoint."""
+    items: list[int] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", compat.CompatWarning)  # (once per process: not what is compared)
+            await _iterate(op, detached, source, stop_at, items)
+    except BaseException as exc:  # noqa: BLE001 - what the consumer observes is the result
+        return items, type(exc).__name__
+    return items, None
+
+
+async def _iterate(op: Cancelable, detached: bool, source: object, stop_at: int | None, items: list[int]) -> None:
+    if detached:
+        async for item in cancelable_stream(source, operation=op):  # type: ignore[arg-type]
+            items.append(item)
+            if item == stop_at:
+                await op.request_stop(0.02)
+                time.sleep(0.1)
+    else:
+        async with op:
+            async for item in op.stream(source):  # type: ignore[arg-type]
+                items.append(item)
+                if item == stop_at:
+                    await op.request_stop(0.02)
+                    time.sleep(0.1)
+
+
+@pytest.mark.parametrize("face", ["main", "suppress", "compat"])
+@pytest.mark.parametrize("case", ["runs out past its deadline", "grace passes while the consumer works"])
+async def test_a_detached_stream_decided_cancelled_after_a_clean_end_ends_as_its_block_would(
+    face: str, case: str
+) -> None:
+    """The source ran out, or a stop request ended the stream, but only after the deadline
+    (or the stop's grace period) had passed: the operation is decided cancelled.  The
+    consumer then sees what leaving a block sees: the typed error on the main face, a clean
+    end with suppress_cancelation or on the compat face; the same record and callbacks."""
+    seen = {}
+    for detached in (True, False):
+        op = _make(face)
+        calls = Calls(op)
+        if case == "runs out past its deadline":
+            source: object = RunsOutPastItsDeadline(0.1)
+            stop_at = None
+        else:
+            source = Source(10).gen()
+            stop_at = 1
+        items, raised = await _consume(op, detached, source, stop_at)
+        kinds = [kind for kind, _, _ in calls.seen]
+        seen[detached] = (raised, op.status, op.cancel_reason, kinds[-1])
+        # a stop request: the block delivers the item it had fetched, a detached stream does
+        # not fetch again (docs/graceful-stop.md)
+        assert items == ([1, 2] if stop_at is None else [0, 1] if detached else [0, 1, 2])
+    expected_error = {"main": "TimeoutCancelation" if stop_at is None else "ManualCancelation"}.get(face)
+    assert seen[True] == seen[False]
+    raised, status, reason, last = seen[True]
+    assert raised == expected_error
+    assert status is OperationStatus.CANCELLED and last == "cancel"
+    assert reason is (CancelationReason.TIMEOUT if stop_at is None else CancelationReason.MANUAL)
+
+
+@pytest.mark.parametrize("where", ["in a fetch", "between fetches"])
+async def test_suppress_cancelation_ends_a_detached_stream_quietly(where: str) -> None:
+    """An operation made with suppress_cancelation=True, cancelled by its own source while
+    its stream runs: the stream ends as if exhausted (a block would be left quietly); the
+    operation records the cancellation and runs on_cancel; the source is closed."""
+    token = CancelationToken()
+    op = Cancelable.with_token(token, suppress_cancelation=True)
+    calls = Calls(op)
+    src = Source(1000, delay=0.01)
+    items = []
+    async with anyio.create_task_group() as tg:
+        async for item in cancelable_stream(src.gen(), operation=op):
+            items.append(item)
+            if item == 2:
+                if where == "in a fetch":
+                    tg.start_soon(token.cancel, CancelationReason.MANUAL, "enough")
+                else:
+                    await token.cancel(CancelationReason.MANUAL, "enough")
+    assert (items == [0, 1, 2]) if where == "between fetches" else (len(items) in (3, 4))
+    assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.MANUAL
+    assert [kind for kind, _, _ in calls.seen] == ["start", "cancel"]
+    assert src.closed

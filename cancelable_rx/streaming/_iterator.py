@@ -196,7 +196,13 @@ class FusedIterator(Generic[T]):
         op = self._op
         if not self._started:
             self._started = True
-            op._begin_detached()
+            try:
+                op._begin_detached()  # (a source that cannot be armed: the operation ended FAILED)
+            except BaseException:
+                self._state = _ENDED  # the stream never ran: later requests end at once
+                with anyio.CancelScope(shield=True):
+                    await self._close_source()
+                raise
             op._attach_stream(self)
             self._agen = self._fetcher()
             try:
@@ -213,12 +219,16 @@ class FusedIterator(Generic[T]):
         if self.stop is SOFT_STOP:  # a stop request: end cleanly, before fetching again
             self._end(False)
             await self._close_source()
+            # unless its grace period ran out while the consumer worked: decided cancelled
+            self._raise_if_decided(op)
             raise StopAsyncIteration
         if self.stop:
             error = op._stop_error()
             self._end(False, error, own=True)
             with anyio.CancelScope(shield=True):
                 await self._close_source()
+            if op._suppress and error is not op._failure:  # suppress_cancelation: a quiet end
+                raise StopAsyncIteration
             raise error
         n = self._count
         checkpoint = n == self._next_cp
@@ -228,20 +238,20 @@ class FusedIterator(Generic[T]):
             item: T = await op._fetch_detached(self._agen, checkpoint)
         except StopAsyncIteration:
             # Seal first: a cancel from another thread after this line no longer counts.  One
-            # recorded before it (also during the last fetch) is never a silent end.
+            # recorded before it (also during the last fetch), or a deadline that passed in a
+            # last fetch that never reached a checkpoint, is never a silent end.
             self._end(True)
-            cancelled = op._fired is not None or op._failure is not None
-            stopped: BaseException | None = op._stop_error() if cancelled else None
-            if stopped is not None and self._ending is not None:
-                self._ending = (stopped, True)
             await self._close_source()
-            if stopped is not None:
-                raise stopped from None
+            self._raise_if_decided(op)
             raise
         except BaseException as exc:
-            self._end(False, exc, own=getattr(exc, "_op", None) is op or exc is op._failure)
+            failure = exc is op._failure
+            own = failure or getattr(exc, "_op", None) is op
+            self._end(False, exc, own=own)
             with anyio.CancelScope(shield=True):
                 await self._close_source()
+            if own and op._suppress and not failure:  # suppress_cancelation: a quiet end
+                raise StopAsyncIteration from None
             raise
         n = self._count = n + 1
         buf = self._buf
@@ -252,6 +262,15 @@ class FusedIterator(Generic[T]):
             if op._progress_listening():
                 op._emit_progress(n, item)
         return item
+
+    @staticmethod
+    def _raise_if_decided(op: Operation) -> None:
+        """A detached stream ended cleanly on its side and its outcome is decided: raise
+        what leaving a block that raised nothing would (`Operation._clean_end_error`)."""
+        error = op._clean_end_error()
+        if error is not None:
+            error.__suppress_context__ = True  # not "during handling of StopAsyncIteration"
+            raise error
 
     def abandon(self) -> None:
         """The consumer dropped a detached stream before it ended: end the operation and close
