@@ -559,3 +559,44 @@ def raw_record_exists(server: RedisServer, ns: str) -> bool:
     finally:
         client.close()
 
+
+
+async def test_a_closed_link_never_reopens_a_connection(server: RedisServer, ns: str, raw: redis.Redis) -> None:
+    """Once a link is closed (as the end of its event loop closes it), neither a late send on
+    its listening connection (the periodic PING, a subscription) nor a late read through its
+    pool may connect again: redis-py's commands connect a closed connection on their own,
+    which opened sockets nobody closed (an unclosed-socket warning, seen in CI)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from cancelable_rx.integrations.redis import _io
+
+    tok = await DistributedToken("closed", server.url, namespace=ns).start()
+    link = tok._link
+    assert link is not None
+    listener = link.listener
+    name = f"cancelable_rx-listener-{Origin.here().pid}"
+
+    def listeners() -> set[str]:
+        return {c["addr"] for c in raw.client_list() if c["name"] == name}
+
+    before = listeners()
+    ours = f"127.0.0.1:{listener.conn._writer.get_extra_info('sockname')[1]}"
+    assert ours in before
+
+    async def late_work_after_close() -> list[str]:
+        await link.aclose()
+        seen = []
+        try:
+            await listener._send("PING")
+        except RedisConnectionError:
+            seen.append("send refused")
+        try:
+            await link.run(lambda client: client.get("x"), 1.0)
+        except RuntimeError:
+            seen.append("read refused")
+        return seen
+
+    assert await _io.run_at(link.loop, late_work_after_close()) == ["send refused", "read refused"]
+    assert not listener.conn.is_connected
+    await eventually(lambda: ours not in listeners(), 5)
+    assert not listeners() - before  # and no new one

@@ -307,6 +307,8 @@ class Link:
         while True:
             try:
                 async with self.slots:
+                    if self.closed:  # (checked with no suspension before the pool's connect)
+                        raise RuntimeError("the Redis link was closed")  # never reopen a closed pool's sockets
                     return await fn(self.client)
             except AuthenticationError as err:
                 raise self.endpoint.connect_error(err) from err

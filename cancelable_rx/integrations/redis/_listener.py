@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ._config import Endpoint, pattern_of, token_channel, token_key
 from ._models import CancelPayload, parse
@@ -199,10 +200,21 @@ class Listener:
             if self.connected and pattern not in self._requested:
                 self._requested.add(pattern)
                 try:
-                    await self.conn.send_command("PSUBSCRIBE", pattern)
+                    await self._send("PSUBSCRIBE", pattern)
                 except Exception:  # the reader notices the broken connection and resubscribes
                     logger.debug("cancelable_rx: PSUBSCRIBE failed", exc_info=True)
             await self._changed.wait()
+
+    async def _send(self, *args: Any) -> None:
+        """Send a command on the pub/sub connection, only if it is connected.
+
+        redis-py's ``send_command`` connects a closed connection on its own.  Only
+        `_reconnect` (and the link's opening) may connect this one: a send that reconnected
+        it while the link was closing (or after its loop stopped) opened a socket nobody
+        closes.  Checked and sent without a suspension in between."""
+        if not self.conn.is_connected or self._owner.closed:
+            raise RedisConnectionError("the listening connection is not connected")
+        await self.conn.send_command(*args)
 
     def _dispatch(self, response: Any) -> None:
         if not isinstance(response, list) or not response:
@@ -280,8 +292,12 @@ class Listener:
         loop = asyncio.get_running_loop()
         while not self._owner.closed:
             interval = self.interval()
+            # asyncio.timeout, not asyncio.wait_for: on Python 3.11, wait_for can swallow a
+            # cancellation that lands as its timeout expires (CPython gh-86296), and this task
+            # then went on into a send while its loop was shutting down.
             try:
-                await asyncio.wait_for(self._tick_wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._tick_wake.wait()
                 self._tick_wake.clear()
                 continue  # the interval got shorter: start over with it
             except TimeoutError:
@@ -291,7 +307,7 @@ class Listener:
                 if sent is None:
                     self._ping_sent = loop.time()
                     try:
-                        await self.conn.send_command("PING")
+                        await self._send("PING")
                     except Exception:
                         logger.debug("cancelable_rx: PING on the listening connection failed", exc_info=True)
                 elif loop.time() - sent > max(2 * interval, 2.0):
@@ -307,6 +323,8 @@ class Listener:
             batch = keys[start : start + _MAX_BATCH]
             try:
                 async with self._owner.slots:
+                    if self._owner.closed:  # never reopen a closed pool's sockets (see `Link.run`)
+                        return
                     values = await self._owner.client.mget([token_key(*k) for k in batch])
             except Exception as err:
                 logger.debug("cancelable_rx: re-reading cancel records at %s failed (%s)", self._owner.endpoint.display, err)
