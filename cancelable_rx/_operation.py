@@ -230,6 +230,15 @@ class _TaskGroupHost:
         tg.start_soon(run_source_work, fn, self._op._fail)
 
 
+
+def _unlisten(tok: CancelationToken, op: Operation) -> None:
+    """``tok._unlisten(op)``, which never raises here: a token subclass whose hook raises
+    is logged, so leaving the operation still runs its whole teardown."""
+    try:
+        tok._unlisten(op)
+    except Exception:
+        logger.exception("cancelable_rx: a token's unlisten hook failed (%r)", tok)
+
 class Operation:
     """The engine of one cancelable operation (see the module docstring).
 
@@ -1151,9 +1160,9 @@ class Operation:
                     logger.exception("cancelable_rx: disarming a source failed (%r)", stop)
         tok = self._token
         if tok is not None:
-            tok._unlisten(self)
+            _unlisten(tok, self)
         for extra in self._tokens:
-            extra._unlisten(self)
+            _unlisten(extra, self)
 
     async def __aenter__(self) -> Self:
         if self._state != PENDING:
@@ -1366,9 +1375,9 @@ class Operation:
                     if type(tok) in _PLAIN_TOKENS:
                         tok._listeners.pop(self, None)  # tok._unlisten(self), inlined
                     else:
-                        tok._unlisten(self)
+                        _unlisten(tok, self)
                 for extra in self._tokens:
-                    extra._unlisten(self)
+                    _unlisten(extra, self)
             cv = self._cv  # inlined from _teardown: this is the hot path
             if cv is not None:
                 try:

@@ -457,16 +457,25 @@ async def test_an_ended_operation_keeps_no_cancel_scope_and_so_no_task() -> None
         await op.__aexit__(None, None, None)
 
 
+@pytest.mark.parametrize("unlisten_raises", [False, True])
 @pytest.mark.parametrize("merged", [False, True])
-async def test_a_token_whose_listen_hook_raises_fails_the_entry_and_leaves_nothing_behind(merged: bool) -> None:
+async def test_a_token_whose_listen_hook_raises_fails_the_entry_and_leaves_nothing_behind(
+    merged: bool, unlisten_raises: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """A token subclass with a listen hook of its own that raises (given to with_token, or
     merged by combine): entering fails with that error, as when a source cannot be armed:
     the operation ends FAILED, no listener stays on any token, and its cancel scope is left
-    (the scopes entered after it behave)."""
+    (the scopes entered after it behave).  An unlisten hook that raises too is logged: the
+    teardown still runs to its end."""
 
     class Refuses(CancelationToken):
         def _listen(self, fn: object, key: object = None) -> None:  # type: ignore[override]
             raise RuntimeError("cannot listen")
+
+        def _unlisten(self, key: object) -> None:
+            if unlisten_raises:
+                raise RuntimeError("cannot unlisten")
+            super()._unlisten(key)
 
     plain, refusing = CancelationToken(), Refuses()
     if merged:
@@ -482,3 +491,4 @@ async def test_a_token_whose_listen_hook_raises_fails_the_entry_and_leaves_nothi
     with anyio.move_on_after(0.01) as scope:  # a later scope of this task works as usual
         await anyio.sleep(1)
     assert scope.cancelled_caught
+    assert ("a token's unlisten hook failed" in caplog.text) is unlisten_raises

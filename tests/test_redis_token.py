@@ -600,3 +600,38 @@ async def test_a_closed_link_never_reopens_a_connection(server: RedisServer, ns:
     assert not listener.conn.is_connected
     await eventually(lambda: ours not in listeners(), 5)
     assert not listeners() - before  # and no new one
+
+
+async def test_a_link_closed_while_it_opens_leaves_no_connection_open(server: RedisServer, raw: redis.Redis) -> None:
+    """A link closed while it is still connecting (as the end of its event loop, or the
+    shutdown of the I/O thread, closes it): opening fails, a cancel through it fails, and
+    no connection it made stays open (its close ran before they existed)."""
+    import asyncio
+
+    from cancelable_rx.integrations.redis import _io
+    from cancelable_rx.integrations.redis._config import endpoint_of
+
+    def clients() -> set[str]:
+        return {c["addr"] for c in raw.client_list()}
+
+    before = clients()
+
+    async def close_while_opening() -> list[str]:
+        link = _link.Link(endpoint_of(server.url), {})
+        opening = asyncio.ensure_future(link.open())
+        await asyncio.sleep(0)  # connecting now
+        await link.aclose()
+        seen = []
+        try:
+            await opening
+        except RuntimeError:
+            seen.append("open refused")
+        try:
+            await link.write_cancel("ns", "t", b"{}", 10, 1.0)
+        except RuntimeError:
+            seen.append("cancel refused")
+        return seen
+
+    assert await _io.run_at(_io.home(), close_while_opening()) == ["open refused", "cancel refused"]
+    await anyio.sleep(0.2)
+    assert not clients() - before

@@ -475,3 +475,79 @@ async def test_suppress_cancelation_ends_a_detached_stream_quietly(where: str) -
     assert op.status is OperationStatus.CANCELLED and op.cancel_reason is CancelationReason.MANUAL
     assert [kind for kind, _, _ in calls.seen] == ["start", "cancel"]
     assert src.closed
+
+
+def _broken() -> RuntimeError:
+    """A source's failure that carries its own cause (what a consumer must see intact)."""
+    try:
+        raise KeyError("original cause")
+    except KeyError:
+        try:
+            raise RuntimeError("source broke")
+        except RuntimeError as err:
+            return err
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+@pytest.mark.parametrize("where", ["in a fetch", "between fetches", "as the source runs out"])
+async def test_a_source_failure_landing_just_before_the_seal_reaches_the_consumer(where: str, suppress: bool) -> None:
+    """Forced interleaving: another thread reports a source's failure (``_fail``, thread-safe)
+    after the stream has seen its ending but before the operation is sealed.  The operation
+    is decided FAILED; the consumer gets that failure, detached as in a block
+    (suppress_cancelation does not hide a failure)."""
+    import sys
+    import threading
+
+    from cancelable_rx import _operation as engine
+
+    async def gen(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            await anyio.sleep(0.005)
+            yield i
+
+    seen = {}
+    for detached in (True, False):
+        token = CancelationToken()
+        op = Cancelable.with_token(token, suppress_cancelation=suppress)
+        failure = _broken()
+        target = engine.Operation._detach_stream.__code__ if detached else engine.Operation.__aexit__.__code__
+        armed = False
+
+        def fail_from_a_thread(frame: object, event: str, arg: object) -> None:
+            nonlocal armed
+            if event == "call" and frame.f_code is target and armed:  # type: ignore[attr-defined]  # noqa: B023
+                armed = False
+                thread = threading.Thread(target=op._fail, args=(failure,))  # noqa: B023
+                thread.start()
+                thread.join()
+
+        async def consume(stream: AsyncIterator[int], tg: anyio.abc.TaskGroup) -> None:
+            nonlocal armed
+            async for item in stream:
+                if item == 2:
+                    armed = True
+                    if where == "in a fetch":
+                        tg.start_soon(token.cancel)  # noqa: B023
+                    elif where == "between fetches":
+                        token.cancel_sync()  # noqa: B023
+
+        raised: BaseException | None = None
+        n = 3 if where == "as the source runs out" else 100
+        sys.settrace(fail_from_a_thread)
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    if detached:
+                        await consume(aiter(cancelable_stream(gen(n), operation=op)), tg)
+                    else:
+                        async with op:
+                            await consume(aiter(op.stream(gen(n))), tg)
+                except BaseException as exc:  # noqa: BLE001 - what the consumer observes is the result
+                    raised = exc
+        finally:
+            sys.settrace(None)
+        seen[detached] = (raised is failure, op.status)
+        assert raised is failure, (detached, raised)
+        if where == "as the source runs out":  # raised outside any handler: its own context, intact
+            assert isinstance(failure.__context__, KeyError)
+    assert seen[True] == seen[False] == (True, OperationStatus.FAILED)

@@ -13,6 +13,7 @@ It talks to its operation through the engine's stream port only (listed in
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -34,6 +35,7 @@ T = TypeVar("T")
 CHECKPOINT_EVERY = 512
 DEFAULT_BUFFER_SIZE = 1000
 _OPEN, _ENDED = 0, 1
+logger = logging.getLogger("cancelable_rx")
 _checkpoint = anyio.lowlevel.checkpoint
 
 
@@ -200,8 +202,11 @@ class FusedIterator(Generic[T]):
                 op._begin_detached()  # (a source that cannot be armed: the operation ended FAILED)
             except BaseException:
                 self._state = _ENDED  # the stream never ran: later requests end at once
-                with anyio.CancelScope(shield=True):
-                    await self._close_source()
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self._close_source()
+                except Exception:  # the arming error is the one to see
+                    logger.exception("cancelable_rx: closing the source of a stream that could not start failed")
                 raise
             op._attach_stream(self)
             self._agen = self._fetcher()
@@ -227,9 +232,7 @@ class FusedIterator(Generic[T]):
             self._end(False, error, own=True)
             with anyio.CancelScope(shield=True):
                 await self._close_source()
-            if op._suppress and error is not op._failure:  # suppress_cancelation: a quiet end
-                raise StopAsyncIteration
-            raise error
+            raise self._decided(op, error, True) or StopAsyncIteration()
         n = self._count
         checkpoint = n == self._next_cp
         if checkpoint:
@@ -237,31 +240,35 @@ class FusedIterator(Generic[T]):
         try:
             item: T = await op._fetch_detached(self._agen, checkpoint)
         except StopAsyncIteration:
-            # Seal first: a cancel from another thread after this line no longer counts.  One
-            # recorded before it (also during the last fetch), or a deadline that passed in a
-            # last fetch that never reached a checkpoint, is never a silent end.
-            self._end(True)
-            await self._close_source()
-            self._raise_if_decided(op)
-            raise
+            pass  # the source ran out: ended below, outside this handler
         except BaseException as exc:
-            failure = exc is op._failure
-            own = failure or getattr(exc, "_op", None) is op
+            own = exc is op._failure or getattr(exc, "_op", None) is op
             self._end(False, exc, own=own)
             with anyio.CancelScope(shield=True):
                 await self._close_source()
-            if own and op._suppress and not failure:  # suppress_cancelation: a quiet end
+            decided = self._decided(op, exc, own)
+            if decided is None:
                 raise StopAsyncIteration from None
+            if decided is not exc:
+                raise decided  # noqa: B904 - chained to exc as leaving a block chains it
             raise
-        n = self._count = n + 1
-        buf = self._buf
-        if buf is not None:
-            buf.append(item)
-        if n == self._next_report:
-            self._next_report = n + self._every  # type: ignore[operator]
-            if op._progress_listening():
-                op._emit_progress(n, item)
-        return item
+        else:
+            n = self._count = n + 1
+            buf = self._buf
+            if buf is not None:
+                buf.append(item)
+            if n == self._next_report:
+                self._next_report = n + self._every  # type: ignore[operator]
+                if op._progress_listening():
+                    op._emit_progress(n, item)
+            return item
+        # Seal first: a cancel from another thread after this line no longer counts.  One
+        # recorded before it (also during the last fetch), or a deadline that passed in a
+        # last fetch that never reached a checkpoint, is never a silent end.
+        self._end(True)
+        await self._close_source()
+        self._raise_if_decided(op)
+        raise StopAsyncIteration
 
     @staticmethod
     def _raise_if_decided(op: Operation) -> None:
@@ -269,8 +276,23 @@ class FusedIterator(Generic[T]):
         what leaving a block that raised nothing would (`Operation._clean_end_error`)."""
         error = op._clean_end_error()
         if error is not None:
-            error.__suppress_context__ = True  # not "during handling of StopAsyncIteration"
             raise error
+
+    @staticmethod
+    def _decided(op: Operation, exc: BaseException, own: bool) -> BaseException | None:
+        """A detached stream that ``exc`` ended is sealed and its source closed: what the
+        consumer gets, by the decided outcome, as leaving a block with ``exc`` would give:
+        a source's failure (also one that landed from another thread just before the
+        seal), chained to ``exc``; None (a quiet end) for the operation's own cancellation
+        under ``suppress_cancelation``; else ``exc`` itself."""
+        failure = op._failure
+        if failure is not None and failure is not exc and op._status is OperationStatus.FAILED:
+            if failure.__context__ is None:
+                failure.__context__ = exc
+            return failure
+        if own and op._suppress and failure is None and op._status is OperationStatus.CANCELLED:
+            return None
+        return exc
 
     def abandon(self) -> None:
         """The consumer dropped a detached stream before it ended: end the operation and close

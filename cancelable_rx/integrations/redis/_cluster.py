@@ -237,6 +237,8 @@ class ClusterRegistry:
                 continue
             try:
                 async with link.slots:
+                    if link.closed:  # never reopen a closed pool's sockets (see `Link.run`)
+                        continue
                     pipe = link.client.pipeline(transaction=False)
                     for entry in entries:
                         pipe.set(record_key(self.namespace, entry.op.id), entry.record().model_dump_json(), px=px)

@@ -273,11 +273,16 @@ class Link:
     async def _open(self) -> None:
         try:
             await self.listener.conn.connect()
-            async with self.slots:
-                await self.client.ping()
+            if not self.closed:
+                async with self.slots:
+                    if not self.closed:  # (as in `run`: never reopen a closed pool's sockets)
+                        await self.client.ping()
         except Exception as err:
             await self.listener.conn.disconnect()
             raise self.endpoint.connect_error(err) from err
+        if self.closed:  # closed while this connected: its close found nothing to close
+            await self.listener.conn.disconnect()
+            raise RuntimeError("the Redis link was closed")
         self.listener.connected = True
         self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self.listener.tick_loop())]
         self.ready = not self.closed
@@ -330,7 +335,7 @@ class Link:
         fails, the pool takes over, retrying for up to ``budget`` seconds."""
         key, channel, px = token_key(namespace, name), token_channel(namespace, name), max(1, round(ttl * 1000))
         writer = self._writer
-        if writer is not None and self._script_allowed:
+        if writer is not None and self._script_allowed and not self.closed:
             self._writer = None  # ours until the reply: a concurrent cancel uses the pool
             started = self.loop.time()
             try:
@@ -344,6 +349,8 @@ class Link:
                              self.endpoint.display, err)
             finally:
                 self._writer = writer
+                if self.closed and writer.is_connected:  # connected it after the link closed it
+                    await writer.disconnect(nowait=True)
             budget = max(0.0, budget - (self.loop.time() - started))
 
         async def attempt(client: redis.asyncio.Redis) -> tuple[bool, bytes]:

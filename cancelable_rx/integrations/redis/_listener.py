@@ -308,7 +308,8 @@ class Listener:
                     self._ping_sent = loop.time()
                     try:
                         await self._send("PING")
-                    except Exception:
+                    except Exception:  # not in flight: no "stopped answering" for it later
+                        self._ping_sent = None
                         logger.debug("cancelable_rx: PING on the listening connection failed", exc_info=True)
                 elif loop.time() - sent > max(2 * interval, 2.0):
                     logger.warning("cancelable_rx: the listening connection to %s stopped answering; reconnecting",

@@ -338,7 +338,8 @@ class DistributedToken(CancelationToken):
         once the record is written (or the write gave up, after at most ``write_timeout``
         seconds), and the flag has flipped by then.  Raises `RedisConnectError` (bad
         credentials) or redis-py's ``ConnectionError`` if Redis stayed unreachable for
-        ``write_timeout`` seconds; the flag does not flip then.
+        ``write_timeout`` seconds; the flag does not flip then.  RuntimeError if the
+        connections it used were closed under it (their event loop is ending).
         """
         reason = check_reason(reason)
         message = check_message(message)
