@@ -635,3 +635,34 @@ async def test_a_link_closed_while_it_opens_leaves_no_connection_open(server: Re
     assert await _io.run_at(_io.home(), close_while_opening()) == ["open refused", "cancel refused"]
     await anyio.sleep(0.2)
     assert not clients() - before
+
+
+async def test_a_command_connecting_as_its_link_closes_leaves_no_connection_open(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    """A command whose pool connection is still connecting when its link closes: redis-py
+    connects outside the pool's lock, so the close finds nothing to close; the command's
+    end closes it (no connection of the link stays open)."""
+    import asyncio
+
+    from cancelable_rx.integrations.redis import _io
+    from cancelable_rx.integrations.redis._config import endpoint_of
+
+    def clients() -> set[str]:
+        return {c["addr"] for c in raw.client_list()}
+
+    before = clients()
+
+    async def close_while_a_command_connects() -> None:
+        link = _link.Link(endpoint_of(server.url), {})
+        command = asyncio.ensure_future(link.run(lambda client: client.get("x"), 1.0))
+        await asyncio.sleep(0)  # its connection is connecting
+        await link.aclose()
+        try:
+            await command
+        except Exception:  # noqa: S110 - its outcome is not what is tested
+            pass
+
+    await _io.run_at(_io.home(), close_while_a_command_connects())
+    await anyio.sleep(0.2)
+    assert not clients() - before

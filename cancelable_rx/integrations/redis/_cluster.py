@@ -242,7 +242,11 @@ class ClusterRegistry:
                     pipe = link.client.pipeline(transaction=False)
                     for entry in entries:
                         pipe.set(record_key(self.namespace, entry.op.id), entry.record().model_dump_json(), px=px)
-                    await pipe.execute()
+                    try:
+                        await pipe.execute()
+                    finally:
+                        if link.closed:
+                            await link.reclose()
             except Exception as err:
                 logger.warning("cancelable_rx: heartbeat to Redis at %s failed (%s)", self._endpoint.display, err)
 

@@ -250,6 +250,15 @@ class Link:
         if interrupted is not None:
             raise interrupted
 
+    async def reclose(self) -> None:
+        """Disconnect the pool again: for work that used it while the link closed.  redis-py
+        (8.x) connects a pool's connection outside the pool's lock, so a connection still
+        connecting when `_disconnect` ran was not closed by it.  Never raises."""
+        try:
+            await self.pool.disconnect()
+        except Exception:
+            logger.debug("cancelable_rx: closing a connection to %s failed", self.endpoint.display, exc_info=True)
+
     # -- opening -------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -282,6 +291,7 @@ class Link:
             raise self.endpoint.connect_error(err) from err
         if self.closed:  # closed while this connected: its close found nothing to close
             await self.listener.conn.disconnect()
+            await self.reclose()
             raise RuntimeError("the Redis link was closed")
         self.listener.connected = True
         self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self.listener.tick_loop())]
@@ -314,7 +324,11 @@ class Link:
                 async with self.slots:
                     if self.closed:  # (checked with no suspension before the pool's connect)
                         raise RuntimeError("the Redis link was closed")  # never reopen a closed pool's sockets
-                    return await fn(self.client)
+                    try:
+                        return await fn(self.client)
+                    finally:
+                        if self.closed:
+                            await self.reclose()
             except AuthenticationError as err:
                 raise self.endpoint.connect_error(err) from err
             except _TRANSIENT as err:

@@ -68,6 +68,8 @@ class Owner(Protocol):
 
     def release(self) -> None: ...
 
+    async def reclose(self) -> None: ...
+
     def _spawn(self, coro: Awaitable[Any]) -> None: ...
 
 
@@ -326,7 +328,11 @@ class Listener:
                 async with self._owner.slots:
                     if self._owner.closed:  # never reopen a closed pool's sockets (see `Link.run`)
                         return
-                    values = await self._owner.client.mget([token_key(*k) for k in batch])
+                    try:
+                        values = await self._owner.client.mget([token_key(*k) for k in batch])
+                    finally:
+                        if self._owner.closed:
+                            await self._owner.reclose()
             except Exception as err:
                 logger.debug("cancelable_rx: re-reading cancel records at %s failed (%s)", self._owner.endpoint.display, err)
                 return
