@@ -230,7 +230,6 @@ class _TaskGroupHost:
         tg.start_soon(run_source_work, fn, self._op._fail)
 
 
-
 def _unlisten(tok: CancelationToken, op: Operation) -> None:
     """``tok._unlisten(op)``, which never raises here: a token subclass whose hook raises
     is logged, so leaving the operation still runs its whole teardown."""
@@ -238,6 +237,7 @@ def _unlisten(tok: CancelationToken, op: Operation) -> None:
         tok._unlisten(op)
     except Exception:
         logger.exception("cancelable_rx: a token's unlisten hook failed (%r)", tok)
+
 
 class Operation:
     """The engine of one cancelable operation (see the module docstring).

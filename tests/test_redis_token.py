@@ -666,3 +666,42 @@ async def test_a_command_connecting_as_its_link_closes_leaves_no_connection_open
     await _io.run_at(_io.home(), close_while_a_command_connects())
     await anyio.sleep(0.2)
     assert not clients() - before
+
+
+async def test_commands_in_flight_as_their_link_closes_finish_and_leave_nothing_open(
+    server: RedisServer, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two commands whose connections are still connecting (a slow network) when their link
+    closes: each finishes as it would have (closing one's late connection never breaks the
+    other's command), and no connection of the link stays open afterwards."""
+    import asyncio
+
+    import redis.asyncio.connection as rc
+
+    from cancelable_rx.integrations.redis import _io
+    from cancelable_rx.integrations.redis._config import endpoint_of
+
+    connect = rc.AbstractConnection.connect
+
+    async def slow_connect(self: rc.AbstractConnection) -> None:
+        await asyncio.sleep(0.05)
+        await connect(self)
+
+    monkeypatch.setattr(rc.AbstractConnection, "connect", slow_connect)
+
+    def clients() -> set[str]:
+        return {c["addr"] for c in raw.client_list()}
+
+    before = clients()
+
+    async def close_while_commands_connect() -> list[object]:
+        link = _link.Link(endpoint_of(server.url), {})
+        slow = asyncio.ensure_future(link.run(lambda client: client.blpop(["nothing"], 0.3), 2.0))
+        quick = asyncio.ensure_future(link.run(lambda client: client.get("nothing"), 2.0))
+        await asyncio.sleep(0.01)  # both connecting
+        await link.aclose()
+        return list(await asyncio.gather(slow, quick, return_exceptions=True))
+
+    assert await _io.run_at(_io.home(), close_while_commands_connect()) == [None, None]
+    await anyio.sleep(0.2)
+    assert not clients() - before

@@ -52,7 +52,7 @@ from . import _io
 from ._config import Endpoint, token_channel, token_key
 from ._listener import Listener, Watch
 
-__all__ = ("COMMAND_TIMEOUT", "CONNECTION_SETTINGS", "LINGER", "POOL_SIZE", "Link", "all_links", "link_for",
+__all__ = ("COMMAND_TIMEOUT", "CONNECTION_SETTINGS", "LINGER", "POOL_SIZE", "Link", "LinkClosed", "all_links", "link_for",
            "next_serial")
 
 logger = logging.getLogger("cancelable_rx.redis")
@@ -70,6 +70,13 @@ CONNECTION_SETTINGS: dict[str, Any] = {"decode_responses": False, "protocol": 2,
 pub/sub connection (bytes, RESP2, no redis-py socket timeout: see the module docstring);
 the benchmark's raw clients use them too."""
 _MAX_RETRY_DELAY = 0.5  # seconds between two attempts of a command while Redis is unreachable
+class LinkClosed(RuntimeError):
+    """The link was closed (its event loop is ending, or it was idle): it does no more work."""
+
+    def __init__(self) -> None:
+        super().__init__("the Redis link was closed")
+
+
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _CANCEL_SCRIPT = """
@@ -250,12 +257,20 @@ class Link:
         if interrupted is not None:
             raise interrupted
 
-    async def reclose(self) -> None:
-        """Disconnect the pool again: for work that used it while the link closed.  redis-py
-        (8.x) connects a pool's connection outside the pool's lock, so a connection still
-        connecting when `_disconnect` ran was not closed by it.  Never raises."""
+    async def _disconnect_listener(self) -> None:
         try:
-            await self.pool.disconnect()
+            await self.listener.conn.disconnect()
+        except Exception:
+            logger.debug("cancelable_rx: closing a connection to %s failed", self.endpoint.display, exc_info=True)
+
+    async def reclose(self) -> None:
+        """Disconnect the pool's idle connections again: for work that used the pool while
+        the link closed (call it once that work is done: its connection is back in the pool).
+        redis-py (8.x) connects a pool's connection outside the pool's lock, so one still
+        connecting when `_disconnect` ran was not closed by it.  Connections other tasks are
+        using are left to them (each closes its own the same way).  Never raises."""
+        try:
+            await self.pool.disconnect(inuse_connections=False)
         except Exception:
             logger.debug("cancelable_rx: closing a connection to %s failed", self.endpoint.display, exc_info=True)
 
@@ -268,7 +283,7 @@ class Link:
         if self.ready:  # the usual case: opened before
             return
         if self.closed:
-            raise RuntimeError("the Redis link was closed")
+            raise LinkClosed
         fut = self._opened
         if fut is None:
             fut = self._opened = asyncio.ensure_future(self._open())
@@ -287,12 +302,15 @@ class Link:
                     if not self.closed:  # (as in `run`: never reopen a closed pool's sockets)
                         await self.client.ping()
         except Exception as err:
-            await self.listener.conn.disconnect()
+            await self._disconnect_listener()
+            if self.closed:  # (closing under a connect can break it in any way)
+                await self.reclose()
+                raise LinkClosed from err
             raise self.endpoint.connect_error(err) from err
         if self.closed:  # closed while this connected: its close found nothing to close
-            await self.listener.conn.disconnect()
+            await self._disconnect_listener()
             await self.reclose()
-            raise RuntimeError("the Redis link was closed")
+            raise LinkClosed
         self.listener.connected = True
         self._tasks = [asyncio.ensure_future(self._main()), asyncio.ensure_future(self.listener.tick_loop())]
         self.ready = not self.closed
@@ -323,7 +341,7 @@ class Link:
             try:
                 async with self.slots:
                     if self.closed:  # (checked with no suspension before the pool's connect)
-                        raise RuntimeError("the Redis link was closed")  # never reopen a closed pool's sockets
+                        raise LinkClosed  # never reopen a closed pool's sockets
                     try:
                         return await fn(self.client)
                     finally:
@@ -331,7 +349,13 @@ class Link:
                             await self.reclose()
             except AuthenticationError as err:
                 raise self.endpoint.connect_error(err) from err
-            except _TRANSIENT as err:
+            except LinkClosed:
+                raise
+            except Exception as err:
+                if self.closed:  # closed under it (closing under a connect can break it in any way)
+                    raise LinkClosed from err
+                if not isinstance(err, _TRANSIENT):
+                    raise
                 if loop.time() + delay > deadline:
                     raise
                 if not warned:
