@@ -7,6 +7,12 @@ elsewhere.  In the usual process (one event loop) that is one link per endpoint.
 on a loop that ends is closed with it (its tasks are cancelled; their cleanup closes the
 connections).
 
+A closed link never connects again: redis-py's commands connect a closed connection on
+their own, so every use checks ``closed`` with no suspension before it (the listener's
+sends, `Link.run`, the re-read, the heartbeat, the writer) and refuses with `LinkClosed`;
+work that was connecting while the link closed (redis-py connects outside its pool's
+lock) disconnects the pool's idle connections again when it ends (`Link.reclose`).
+
 Listening is the `Listener`'s (``_listener``): the rule "subscribe, then read; read
 again after every reconnect and periodically" lives there.
 
