@@ -235,18 +235,16 @@ class ClusterRegistry:
             entries = list(self._tracked.values())
             if link is None or not entries:
                 continue
-            try:
-                async with link.slots:
-                    if link.closed:  # never reopen a closed pool's sockets (see `Link.run`)
-                        continue
-                    pipe = link.client.pipeline(transaction=False)
-                    for entry in entries:
-                        pipe.set(record_key(self.namespace, entry.op.id), entry.record().model_dump_json(), px=px)
-                    try:
-                        await pipe.execute()
-                    finally:
-                        if link.closed:
-                            await link.reclose()
+            records = [(record_key(self.namespace, entry.op.id), entry.record().model_dump_json()) for entry in entries]
+
+            async def beat(client: AsyncRedis) -> None:
+                pipe = client.pipeline(transaction=False)
+                for key, record in records:  # noqa: B023 - awaited within this iteration
+                    pipe.set(key, record, px=px)
+                await pipe.execute()
+
+            try:  # once (budget 0): through `Link.run`, which never reopens a closed link's sockets
+                await link.run(beat, 0.0)
             except Exception as err:
                 logger.warning("cancelable_rx: heartbeat to Redis at %s failed (%s)", self._endpoint.display, err)
 

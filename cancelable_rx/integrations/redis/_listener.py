@@ -68,8 +68,6 @@ class Owner(Protocol):
 
     def release(self) -> None: ...
 
-    async def reclose(self) -> None: ...
-
     def _spawn(self, coro: Awaitable[Any]) -> None: ...
 
 
@@ -324,15 +322,9 @@ class Listener:
         keys = list(self.watches)
         for start in range(0, len(keys), _MAX_BATCH):
             batch = keys[start : start + _MAX_BATCH]
-            try:
-                async with self._owner.slots:
-                    if self._owner.closed:  # never reopen a closed pool's sockets (see `Link.run`)
-                        return
-                    try:
-                        values = await self._owner.client.mget([token_key(*k) for k in batch])
-                    finally:
-                        if self._owner.closed:
-                            await self._owner.reclose()
+            names = [token_key(*k) for k in batch]
+            try:  # once (budget 0): through `Link.run`, which never reopens a closed link's sockets
+                values = await self._owner.run(lambda client: client.mget(names), 0.0)  # noqa: B023 - awaited here
             except Exception as err:
                 logger.debug("cancelable_rx: re-reading cancel records at %s failed (%s)", self._owner.endpoint.display, err)
                 return
