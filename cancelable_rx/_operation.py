@@ -1700,10 +1700,8 @@ class Operation:
             return self._failure
         if status is not _CANCELLED or self._suppress:
             return None
-        fired = self._fired
-        assert fired is not None
-        error = error_for(fired, self)
-        cause = _source_error(fired.source)
+        error = self._cancel_error()
+        cause = _source_error(self._fired.source)  # type: ignore[union-attr]  # (decided CANCELLED: recorded)
         if isinstance(cause, BaseException):
             error.__cause__ = cause
         return error

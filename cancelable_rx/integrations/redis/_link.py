@@ -76,6 +76,8 @@ CONNECTION_SETTINGS: dict[str, Any] = {"decode_responses": False, "protocol": 2,
 pub/sub connection (bytes, RESP2, no redis-py socket timeout: see the module docstring);
 the benchmark's raw clients use them too."""
 _MAX_RETRY_DELAY = 0.5  # seconds between two attempts of a command while Redis is unreachable
+
+
 class LinkClosed(RuntimeError):
     """The link was closed (its event loop is ending, or it was idle): it does no more work."""
 
