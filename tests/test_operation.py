@@ -139,6 +139,76 @@ async def test_cancel_inside_block_state_is_visible_at_once() -> None:
     assert op.context.end_time is not None
 
 
+async def test_a_block_already_queued_to_resume_stops_at_its_next_checkpoint_on_both_backends() -> None:
+    # The canceller wakes the block, then cancels it in the same step.  Trio delivers a
+    # cancel at the block's next checkpoint (it was already rescheduled), and so does
+    # anyio on asyncio; the cancel from another task is queued on the loop there (see
+    # LoopHandle.cancel_soon): the block still runs to its next checkpoint and stops there.
+    token = CancelationToken()
+    woken = anyio.Event()
+    steps: list[str] = []
+    outcome: list[BaseException] = []
+
+    async def block() -> None:
+        try:
+            async with Cancelable.with_token(token):
+                await woken.wait()
+                steps.append("resumed")
+                await anyio.sleep(5)
+                steps.append("slept")  # pragma: no cover - the checkpoint is cancelled
+        except ManualCancelation as err:
+            outcome.append(err)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(block)
+            await anyio.wait_all_tasks_blocked()
+            woken.set()
+            await token.cancel(message="stop")
+    assert steps == ["resumed"]
+    assert [str(e) for e in outcome] == ["stop"]
+
+
+async def test_a_block_cancelling_itself_is_seen_by_a_conditional_checkpoint() -> None:
+    # checkpoint_if_cancelled() yields only if the scope is already cancelled: a block's own
+    # cancel is delivered at once (not queued), so it stops right there, on both backends.
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            await op.cancel()
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            pytest.fail("the conditional checkpoint must be cancelled")  # pragma: no cover
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable.with_token(token):
+            token.cancel_sync()
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            pytest.fail("the conditional checkpoint must be cancelled")  # pragma: no cover
+
+
+async def test_a_cancel_from_another_task_reaches_a_blocked_block_at_once() -> None:
+    token = CancelationToken()
+    entered = anyio.Event()
+    ended: list[float] = []
+
+    async def block() -> None:
+        with pytest.raises(ManualCancelation):
+            async with Cancelable.with_token(token):
+                entered.set()
+                await anyio.sleep(5)
+        ended.append(anyio.current_time())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(block)
+            await entered.wait()
+            start = anyio.current_time()
+            await token.cancel()
+            assert ended == []  # not yet: the block runs when this task yields
+            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
+    assert ended and ended[0] - start < 0.5
+
+
 async def test_timeout_visible_in_block_before_checkpoint() -> None:
     async with Cancelable.with_timeout(0.01, suppress_cancelation=True) as op:
         import time
