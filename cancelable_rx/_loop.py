@@ -32,7 +32,7 @@ _background: set[asyncio.Task[Any]] = set()
 _NO_LOOP = "cancelable_rx needs a running asyncio or trio event loop in this thread"
 
 
-def _backend_scope_class() -> Any:
+def _backend_scope_class(is_trio: bool) -> Any:
     """The running backend's concrete cancel-scope class.
 
     ``anyio.CancelScope(...)`` looks the backend up (through sniffio) on every call,
@@ -40,7 +40,14 @@ def _backend_scope_class() -> Any:
     the public API can be called directly (anyio's backend classes override ``__new__``
     to skip that lookup; true for anyio 4.x).  If a future anyio stops allowing it, the
     public class is used: correct, only slower.  Called on the loop thread, once per loop.
+
+    On trio, anyio's class only forwards every call to a ``trio.CancelScope`` it wraps
+    (anyio 4.x), so trio's own class is used: the same scope, ~0.5 us cheaper to enter
+    and leave.  Everything the package uses (``cancel``, ``deadline``, ``shield``,
+    ``cancel_called``, ``cancelled_caught``) has the same meaning on both.
     """
+    if is_trio:
+        return sys.modules["trio"].CancelScope
     cls: Any = type(anyio.CancelScope())
     try:
         with cls(deadline=0.0):
@@ -72,7 +79,7 @@ class LoopHandle:
         self.thread_id = _get_ident()
         self.is_trio = is_trio
         self.now = now
-        self.scope_cls: Any = _backend_scope_class()
+        self.scope_cls: Any = _backend_scope_class(is_trio)
         self.poller: object = None  # the loop's condition poller (sources/_poller.py), made on first use
 
     def in_loop_thread(self) -> bool:

@@ -1477,7 +1477,8 @@ class Operation:
             await self._trigger("complete")
             return False
         if status is _CANCELLED:
-            await self._trigger("cancel")
+            if self._hooks is not None:
+                await self._trigger("cancel")
             if own:
                 if self._suppress:
                     return exc_type is not None
