@@ -336,6 +336,12 @@ class Cancelable(Operation):
             except Exception:
                 logger.exception("cancelable_rx: progress callback %r failed", fn)
             return
+        await self._report_all(message, metadata)
+
+    async def _report_all(self, message: Any, metadata: dict[str, Any] | None) -> None:
+        """`report_progress` when several listen, or the registry does (or the operation is
+        not running: the error).  Kept apart so the fast paths' coroutine stays small (its
+        frame is made on every report)."""
         if self._state != RUNNING:
             raise RuntimeError(
                 f"report_progress() on {self!r}: only a running operation reports progress; "
@@ -346,7 +352,7 @@ class Cancelable(Operation):
         registry = self._registry
         if registry is not None:
             registry._on_progress(self, message, metadata)
-        if hooks is not None:  # Hooks.report, inlined: no second coroutine per report
+        if hooks is not None:  # Hooks.report, inlined: no third coroutine per report
             observable = hooks.observable
             if observable is not None:
                 observable.emit(ProgressEvent(op_id, message, metadata))

@@ -118,20 +118,24 @@ class LoopHandle:
         already queued to resume runs to its next checkpoint first, as anyio's delivery
         does anyway and as on trio.  Called by the task that entered ``scope`` (a block
         cancelling itself) it runs at once, so even a conditional checkpoint
-        (``checkpoint_if_cancelled``) sees it.  On trio it runs at once on the loop thread
-        (trio's cancel is cheap); from any other thread it hops (`run_soon`).
+        (``checkpoint_if_cancelled``) sees it; called outside any task (a loop callback:
+        a hop, a timer) it runs at once too, as there is no repr to format.  On trio it
+        runs at once on the loop thread (trio's cancel is cheap); from any other thread it
+        hops (`run_soon`).
         """
         if _get_ident() == self.thread_id:
             soon = self._soon
             # ``_host_task``: the task that entered an anyio asyncio scope (anyio 4.x; were it
             # renamed, a block cancelling itself is served by the queue, one turn later).
-            try:
-                if soon is None or _current_task() is getattr(scope, "_host_task", None):
-                    _guarded(fn)
-                    return
-                soon(_guarded, fn)
-            except RuntimeError:  # this thread's loop has stopped (or closed): deliver in place
-                _guarded(fn)
+            if soon is not None:
+                try:
+                    task = _current_task()
+                    if task is not None and task is not getattr(scope, "_host_task", None):
+                        soon(_guarded, fn)
+                        return
+                except RuntimeError:  # this thread's loop has stopped (or closed): deliver in place
+                    pass
+            _guarded(fn)  # trio; outside any task (no repr to format); the scope's own task
         else:
             self.run_soon(fn)
 

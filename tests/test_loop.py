@@ -180,6 +180,26 @@ async def test_cancel_soon_on_asyncio_runs_outside_any_task_before_the_next_step
     assert seen == [None]  # ... and ran outside any task, before this task resumed
 
 
+async def test_cancel_soon_from_a_loop_callback_runs_at_once(anyio_backend: str) -> None:
+    # Outside any task (a hop, a timer) there is no task repr to format: nothing to save by
+    # queueing, so the delivery is not delayed by a loop turn.
+    handle = capture()
+    seen: list[str] = []
+    done = anyio.Event()
+
+    with handle.scope_cls() as scope:  # a scope entered by this task, as an operation's is
+
+        def from_callback() -> None:
+            handle.cancel_soon(lambda: seen.append("delivered"), scope)
+            seen.append("returned")
+            done.set()
+
+        handle.run_soon(from_callback)
+        with anyio.fail_after(5):
+            await done.wait()
+    assert seen == ["delivered", "returned"]
+
+
 def test_cancel_soon_after_its_loop_stopped_delivers_in_place() -> None:
     # An operation abandoned by a loop that ended, cancelled later from the same thread:
     # there is no loop to queue on, so the delivery runs in place (and does nothing harmful).
