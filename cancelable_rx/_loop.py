@@ -27,7 +27,6 @@ __all__ = ("LAST", "LoopHandle", "capture", "get_running_loop")
 logger = logging.getLogger("cancelable_rx")
 _get_ident = threading.get_ident
 get_running_loop = _get_running_loop = asyncio._get_running_loop  # C-level, None when no loop runs
-_current_task = asyncio.current_task
 _background: set[asyncio.Task[Any]] = set()
 _NO_LOOP = "cancelable_rx needs a running asyncio or trio event loop in this thread"
 
@@ -65,17 +64,10 @@ class LoopHandle:
     both are for the loop thread only.  Everything else may be called from any thread.
     """
 
-    __slots__ = ("_schedule", "_soon", "is_trio", "thread_id", "now", "scope_cls", "poller")
+    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls", "poller")
 
-    def __init__(
-        self,
-        schedule: Callable[..., Any],
-        now: Callable[[], float],
-        is_trio: bool,
-        soon: Callable[..., Any] | None = None,
-    ) -> None:
+    def __init__(self, schedule: Callable[..., Any], now: Callable[[], float], is_trio: bool) -> None:
         self._schedule = schedule
-        self._soon = soon  # asyncio: the loop's call_soon (loop thread only); trio: None
         self.thread_id = _get_ident()
         self.is_trio = is_trio
         self.now = now
@@ -103,39 +95,6 @@ class LoopHandle:
         """
         if _get_ident() == self.thread_id:
             fn()
-        else:
-            self.run_soon(fn)
-
-    def cancel_soon(self, fn: Callable[[], object], scope: object = None) -> None:
-        """Run ``fn()``, the delivery of a cancel to the anyio cancel scope ``scope``, on the
-        loop; from any thread.  Never raises (a failure of ``fn`` is logged).
-
-        On asyncio, called on the loop thread by another task than the one that entered
-        ``scope``, it is queued with ``call_soon``: it runs outside any task, before any task
-        not already queued resumes, so the cancelled block still stops at its next
-        checkpoint, and anyio's ``CancelScope.cancel()`` skips formatting the calling task's
-        repr (about 7 us on CPython 3.11, two thirds of a raw in-task cancel).  A block
-        already queued to resume runs to its next checkpoint first, as anyio's delivery
-        does anyway and as on trio.  Called by the task that entered ``scope`` (a block
-        cancelling itself) it runs at once, so even a conditional checkpoint
-        (``checkpoint_if_cancelled``) sees it; called outside any task (a loop callback:
-        a hop, a timer) it runs at once too, as there is no repr to format.  On trio it
-        runs at once on the loop thread (trio's cancel is cheap); from any other thread it
-        hops (`run_soon`).
-        """
-        if _get_ident() == self.thread_id:
-            soon = self._soon
-            # ``_host_task``: the task that entered an anyio asyncio scope (anyio 4.x; were it
-            # renamed, a block cancelling itself is served by the queue, one turn later).
-            if soon is not None:
-                try:
-                    task = _current_task()
-                    if task is not None and task is not getattr(scope, "_host_task", None):
-                        soon(_guarded, fn)
-                        return
-                except RuntimeError:  # this thread's loop has stopped (or closed): deliver in place
-                    pass
-            _guarded(fn)  # trio; outside any task (no repr to format); the scope's own task
         else:
             self.run_soon(fn)
 
@@ -199,6 +158,6 @@ def capture() -> LoopHandle:
         last = LAST[0]
         if last[0] is key:
             return last[1]
-        handle = LoopHandle(key.call_soon_threadsafe, key.time, False, key.call_soon)
+        handle = LoopHandle(key.call_soon_threadsafe, key.time, False)
     LAST[0] = (key, handle)
     return handle

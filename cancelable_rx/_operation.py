@@ -726,7 +726,7 @@ class Operation:
         if self._state == RUNNING:
             handle = self._handle
             if handle is not None:
-                handle.cancel_soon(self._cancel_scope, self._scope)
+                handle.call(self._cancel_scope)
         children = self._children
         if propagate and children:
             child_event = self._parent_event(event)
@@ -765,7 +765,7 @@ class Operation:
                 stream.stop = True
         handle = self._handle
         if handle is not None:
-            handle.cancel_soon(self._cancel_scope, self._scope)
+            handle.call(self._cancel_scope)
 
     def _parent_event(self, event: CancelEvent) -> CancelEvent:
         """What this operation's children receive when it is cancelled with ``event``."""

@@ -3,7 +3,6 @@ real threads and real loops, on asyncio and trio."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import subprocess
 import sys
@@ -166,62 +165,6 @@ async def test_run_soon_on_the_loop_thread_runs_later_not_inline() -> None:
     assert not ran.is_set()
     with anyio.fail_after(5):
         await ran.wait()
-
-
-async def test_cancel_soon_on_asyncio_runs_outside_any_task_before_the_next_step(anyio_backend: str) -> None:
-    handle = capture()
-    seen: list[object] = []
-    handle.cancel_soon(lambda: seen.append(anyio.get_current_task() if anyio_backend == "trio" else asyncio.current_task()))
-    if anyio_backend == "trio":
-        assert len(seen) == 1  # trio: delivered at once, in the calling task
-        return
-    assert seen == []  # asyncio: queued on the loop, not run inline ...
-    await anyio.lowlevel.checkpoint()
-    assert seen == [None]  # ... and ran outside any task, before this task resumed
-
-
-async def test_cancel_soon_from_a_loop_callback_runs_at_once(anyio_backend: str) -> None:
-    # Outside any task (a hop, a timer) there is no task repr to format: nothing to save by
-    # queueing, so the delivery is not delayed by a loop turn.
-    handle = capture()
-    seen: list[str] = []
-    done = anyio.Event()
-
-    with handle.scope_cls() as scope:  # a scope entered by this task, as an operation's is
-
-        def from_callback() -> None:
-            handle.cancel_soon(lambda: seen.append("delivered"), scope)
-            seen.append("returned")
-            done.set()
-
-        handle.run_soon(from_callback)
-        with anyio.fail_after(5):
-            await done.wait()
-    assert seen == ["delivered", "returned"]
-
-
-def test_cancel_soon_after_its_loop_stopped_delivers_in_place() -> None:
-    # An operation abandoned by a loop that ended, cancelled later from the same thread:
-    # there is no loop to queue on, so the delivery runs in place (and does nothing harmful).
-    async def grab() -> LoopHandle:
-        return capture()
-
-    handle = asyncio.run(grab())
-    ran: list[int] = []
-    handle.cancel_soon(lambda: ran.append(1))
-    assert ran == [1]
-
-
-async def test_cancel_soon_logs_a_failure_instead_of_raising(caplog: pytest.LogCaptureFixture) -> None:
-    handle = capture()
-
-    def bad() -> None:
-        raise RuntimeError("delivery boom")
-
-    with caplog.at_level(logging.ERROR, logger="cancelable_rx"):
-        handle.cancel_soon(bad)  # never raises into the canceller, on either backend
-        await anyio.lowlevel.checkpoint()
-    assert "delivery boom" in caplog.text
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

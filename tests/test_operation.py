@@ -143,8 +143,7 @@ async def test_cancel_inside_block_state_is_visible_at_once() -> None:
 async def test_a_block_already_queued_to_resume_stops_at_its_next_checkpoint_on_both_backends() -> None:
     # The canceller wakes the block, then cancels it in the same step.  Trio delivers a
     # cancel at the block's next checkpoint (it was already rescheduled), and so does
-    # anyio on asyncio; the cancel from another task is queued on the loop there (see
-    # LoopHandle.cancel_soon): the block still runs to its next checkpoint and stops there.
+    # anyio on asyncio: the block runs to its next checkpoint and stops there.
     token = CancelationToken()
     woken = anyio.Event()
     steps: list[str] = []
@@ -171,8 +170,9 @@ async def test_a_block_already_queued_to_resume_stops_at_its_next_checkpoint_on_
 
 
 async def test_a_block_cancelling_itself_is_seen_by_a_conditional_checkpoint() -> None:
-    # checkpoint_if_cancelled() yields only if the scope is already cancelled: a block's own
-    # cancel is delivered at once (not queued), so it stops right there, on both backends.
+    # checkpoint_if_cancelled() (also the fast path of anyio's Lock and Semaphore) yields
+    # only if a scope is already cancelled: the cancel reaches the scope before the call
+    # that requested it returns, so the block stops right there, on both backends.
     with pytest.raises(ManualCancelation):
         async with Cancelable() as op:
             await op.cancel()
@@ -184,6 +184,51 @@ async def test_a_block_cancelling_itself_is_seen_by_a_conditional_checkpoint() -
             token.cancel_sync()
             await anyio.lowlevel.checkpoint_if_cancelled()
             pytest.fail("the conditional checkpoint must be cancelled")  # pragma: no cover
+
+
+async def test_a_task_in_the_block_cancelling_its_operation_stops_at_a_conditional_checkpoint() -> None:
+    # A child task of a task group inside the block is inside the operation's scope too:
+    # its own cancel is seen by its next conditional checkpoint (not only by a real yield).
+    log: list[str] = []
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            async with anyio.create_task_group() as tg:
+
+                async def worker() -> None:
+                    op.cancel_sync()
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    log.append("passed the conditional checkpoint")  # pragma: no cover
+                    await anyio.sleep(5)  # pragma: no cover
+
+                tg.start_soon(worker)
+    assert log == []
+
+
+async def test_a_cancel_that_arrives_during_a_shielded_section_woken_by_the_canceller_stops_right_after_it() -> None:
+    # "takes effect at the checkpoint right after the section": also when the canceller
+    # wakes the section and cancels in the same step (the block is already queued to resume).
+    op = Cancelable()
+    woken = anyio.Event()
+    log: list[str] = []
+
+    async def block() -> None:
+        try:
+            async with op:
+                async with op.shield():
+                    await woken.wait()
+                    log.append("section done")
+                log.append("ran past the checkpoint after the section")  # pragma: no cover
+                await anyio.sleep(5)  # pragma: no cover
+        except ManualCancelation:
+            log.append("cancelled")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(block)
+            await anyio.wait_all_tasks_blocked()
+            woken.set()
+            op.cancel_sync()  # on the loop thread, from another task
+    assert log == ["section done", "cancelled"]
 
 
 async def test_a_cancel_from_another_task_reaches_a_blocked_block_at_once() -> None:
