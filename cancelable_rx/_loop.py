@@ -29,6 +29,10 @@ _get_ident = threading.get_ident
 get_running_loop = _get_running_loop = asyncio._get_running_loop  # C-level, None when no loop runs
 _background: set[asyncio.Task[Any]] = set()
 _NO_LOOP = "cancelable_rx needs a running asyncio or trio event loop in this thread"
+_current_task = asyncio.current_task
+# asyncio's bookkeeping of the running task (private, stable since 3.7; None if removed)
+_enter_task: Callable[[Any, Any], None] | None = getattr(asyncio.tasks, "_enter_task", None)
+_leave_task: Callable[[Any, Any], None] | None = getattr(asyncio.tasks, "_leave_task", None)
 
 
 def _backend_scope_class(is_trio: bool) -> Any:
@@ -56,6 +60,28 @@ def _backend_scope_class(is_trio: bool) -> Any:
     return cls
 
 
+def _asyncio_task_states(cls: Any) -> Any:
+    """anyio's table of asyncio tasks to their innermost cancel scope (``_task_states`` of
+    the module of ``cls``, anyio 4.x), or None: then `LoopHandle.cancel_scope` always
+    cancels in place."""
+    states = getattr(sys.modules.get(cls.__module__), "_task_states", None)
+    if states is None or not hasattr(states, "get") or _enter_task is None or _leave_task is None:
+        return None  # pragma: no cover - depends on anyio's and asyncio's private layout
+    return states
+
+
+def _scope_holds(states: Any, task: Any, scope: Any) -> bool:
+    """True if ``task`` runs inside ``scope`` (its innermost anyio scope is ``scope`` or
+    nested in it, across task groups): then anyio's delivery treats it as the current task."""
+    state = states.get(task)
+    inner = state.cancel_scope if state is not None else None
+    while inner is not None:
+        if inner is scope:
+            return True
+        inner = inner._parent_scope
+    return False
+
+
 class LoopHandle:
     """A thread-safe handle on one running event loop.
 
@@ -64,7 +90,7 @@ class LoopHandle:
     both are for the loop thread only.  Everything else may be called from any thread.
     """
 
-    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls", "poller")
+    __slots__ = ("_schedule", "is_trio", "thread_id", "now", "scope_cls", "poller", "_task_states")
 
     def __init__(self, schedule: Callable[..., Any], now: Callable[[], float], is_trio: bool) -> None:
         self._schedule = schedule
@@ -72,6 +98,7 @@ class LoopHandle:
         self.is_trio = is_trio
         self.now = now
         self.scope_cls: Any = _backend_scope_class(is_trio)
+        self._task_states: Any = None if is_trio else _asyncio_task_states(self.scope_cls)
         self.poller: object = None  # the loop's condition poller (sources/_poller.py), made on first use
 
     def in_loop_thread(self) -> bool:
@@ -97,6 +124,31 @@ class LoopHandle:
             fn()
         else:
             self.run_soon(fn)
+
+    def cancel_scope(self, scope: Any) -> None:
+        """Cancel ``scope`` (a scope made by `scope_cls`, entered on this loop); loop thread only.
+
+        The same as ``scope.cancel()``, cheaper on asyncio: anyio's asyncio ``cancel()``
+        formats the calling task's repr into its cancel message (about 7 us on CPython
+        3.11, two thirds of the whole cancel).  When the calling task runs outside
+        ``scope``, the cancel runs with asyncio's current task cleared for its duration, so
+        anyio formats nothing; its delivery is otherwise the same, since it treats the
+        current task specially only when that task is inside the scope (it must not be
+        cancelled while it runs), and then the cancel runs as is.  The cancel message of
+        the backend's exception then does not name the cancelling task.
+        """
+        states = self._task_states
+        if states is not None:
+            task = _current_task()
+            if task is not None and not _scope_holds(states, task, scope):
+                loop = task.get_loop()
+                _leave_task(loop, task)  # type: ignore[misc]
+                try:
+                    scope.cancel()
+                finally:
+                    _enter_task(loop, task)  # type: ignore[misc]
+                return
+        scope.cancel()
 
     def spawn(self, fn: Callable[[], Awaitable[object]]) -> None:
         """Start ``await fn()`` as a background task on the loop, from any thread.

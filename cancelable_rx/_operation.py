@@ -738,7 +738,7 @@ class Operation:
     def _cancel_scope(self) -> None:
         scope = self._scope  # None once the block was left (a hop that lands late does nothing)
         if scope is not None and self._state == RUNNING:
-            scope.cancel()
+            self._handle.cancel_scope(scope)  # type: ignore[union-attr]  # (set with the scope)
 
     def _on_event(self, event: CancelEvent) -> None:
         self._fire(event)

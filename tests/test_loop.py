@@ -167,6 +167,36 @@ async def test_run_soon_on_the_loop_thread_runs_later_not_inline() -> None:
         await ran.wait()
 
 
+async def test_cancel_scope_cancels_at_once_from_outside_and_inside_the_scope() -> None:
+    handle = capture()
+    me = anyio.get_current_task()
+    entered = anyio.Event()
+    holder: list[object] = []
+    outcome: list[str] = []
+
+    async def block() -> None:
+        with handle.scope_cls() as scope:
+            holder.append(scope)
+            entered.set()
+            await anyio.sleep(5)
+        outcome.append("cancelled" if scope.cancelled_caught else "not cancelled")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(block)
+        await entered.wait()
+        handle.cancel_scope(holder[0])  # from a task outside the scope
+        assert holder[0].cancel_called  # at once: not queued for later
+        assert anyio.get_current_task() == me  # the calling task is the current one again
+    assert outcome == ["cancelled"]
+
+    with handle.scope_cls() as own:  # from the task inside the scope: at the next checkpoint
+        handle.cancel_scope(own)
+        assert own.cancel_called
+        await anyio.lowlevel.checkpoint()
+        pytest.fail("the checkpoint must be cancelled")  # pragma: no cover
+    assert own.cancelled_caught
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_run_soon_on_a_closed_loop_is_a_silent_no_op(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     handle = anyio.run(_grab, backend=backend)  # the loop has finished (and asyncio's is closed)

@@ -204,6 +204,27 @@ async def test_a_task_in_the_block_cancelling_its_operation_stops_at_a_condition
     assert log == []
 
 
+async def test_a_task_in_the_block_that_cancels_its_operation_still_finishes_a_shielded_section() -> None:
+    # The cancel reaches the scope at once, but a task inside it is never interrupted while
+    # it runs: a shielded section it enters right after is not cancelled (anyio's rule for
+    # the current task), the next unshielded checkpoint is.
+    log: list[str] = []
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as op:
+            async with anyio.create_task_group() as tg:
+
+                async def worker() -> None:
+                    op.cancel_sync()
+                    with anyio.CancelScope(shield=True):
+                        await anyio.sleep(0.01)
+                        log.append("shielded section finished")
+                    await anyio.sleep(5)
+                    log.append("ran past the checkpoint")  # pragma: no cover
+
+                tg.start_soon(worker)
+    assert log == ["shielded section finished"]
+
+
 async def test_a_cancel_that_arrives_during_a_shielded_section_woken_by_the_canceller_stops_right_after_it() -> None:
     # "takes effect at the checkpoint right after the section": also when the canceller
     # wakes the section and cancels in the same step (the block is already queued to resume).
