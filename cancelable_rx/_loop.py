@@ -131,23 +131,30 @@ class LoopHandle:
         The same as ``scope.cancel()``, cheaper on asyncio: anyio's asyncio ``cancel()``
         formats the calling task's repr into its cancel message (about 7 us on CPython
         3.11, two thirds of the whole cancel).  When the calling task runs outside
-        ``scope``, the cancel runs with asyncio's current task cleared for its duration, so
-        anyio formats nothing; its delivery is otherwise the same, since it treats the
-        current task specially only when that task is inside the scope (it must not be
-        cancelled while it runs), and then the cancel runs as is.  The cancel message of
-        the backend's exception then does not name the cancelling task.
+        ``scope`` and the loop makes plain tasks (no task factory), the cancel runs with
+        asyncio's current task cleared for its duration, so anyio formats nothing; its
+        delivery is otherwise the same, since it treats the current task specially only
+        when that task is inside the scope (it must not be cancelled while it runs), and
+        then the cancel runs as is.  The cancel message of the backend's exception then
+        does not name the cancelling task.  With a task factory (a monitor, eager tasks)
+        the cancel also runs as is: a task class of its own may look for the current task
+        in its ``cancel()``, which anyio's delivery calls.
         """
         states = self._task_states
         if states is not None:
             task = _current_task()
             if task is not None and not _scope_holds(states, task, scope):
                 loop = task.get_loop()
-                _leave_task(loop, task)  # type: ignore[misc]
-                try:
-                    scope.cancel()
-                finally:
-                    _enter_task(loop, task)  # type: ignore[misc]
-                return
+                if loop.get_task_factory() is None:
+                    try:
+                        _leave_task(loop, task)  # type: ignore[misc]
+                        scope.cancel()
+                    finally:  # whatever was raised (a signal handler's error included)
+                        try:
+                            _enter_task(loop, task)  # type: ignore[misc]
+                        except RuntimeError:  # _leave_task did not run: the task is still current
+                            pass
+                    return
         scope.cancel()
 
     def spawn(self, fn: Callable[[], Awaitable[object]]) -> None:

@@ -3,6 +3,7 @@ real threads and real loops, on asyncio and trio."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -195,6 +196,68 @@ async def test_cancel_scope_cancels_at_once_from_outside_and_inside_the_scope() 
         await anyio.lowlevel.checkpoint()
         pytest.fail("the checkpoint must be cancelled")  # pragma: no cover
     assert own.cancelled_caught
+
+
+@pytest.mark.parametrize("where", ["in the cancel", "right after clearing the current task"])
+def test_an_error_while_cancelling_leaves_the_calling_task_current(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # E.g. a signal handler that raises (a second Ctrl-C) between two statements.
+    import cancelable_rx._loop as loop_module
+
+    class Scope:
+        def cancel(self) -> None:
+            if where == "in the cancel":
+                raise KeyboardInterrupt
+
+    if where != "in the cancel":
+        real = loop_module._leave_task
+        assert real is not None
+
+        def leave_then_interrupted(loop: object, task: object) -> None:
+            real(loop, task)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(loop_module, "_leave_task", leave_then_interrupted)
+
+    async def main() -> None:
+        me = asyncio.current_task()
+        with pytest.raises(KeyboardInterrupt):
+            capture().cancel_scope(Scope())  # a scope this task is not inside
+        assert asyncio.current_task() is me
+        await asyncio.sleep(0)  # the task still runs normally
+
+    asyncio.run(main())
+
+
+def test_cancel_scope_with_a_task_factory_lets_the_tasks_see_who_cancels() -> None:
+    # A task factory (a monitor) may make tasks whose cancel() asks for the current task,
+    # and anyio's delivery calls it: with a factory the cancel runs as is.
+    seen: list[object] = []
+
+    class Traced(asyncio.Task):  # type: ignore[type-arg]
+        def cancel(self, msg: object = None) -> bool:
+            seen.append(asyncio.current_task())
+            return super().cancel(msg)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(lambda loop, coro, **kw: Traced(coro, loop=loop, **kw))
+        handle = capture()
+        entered = anyio.Event()
+        holder: list[object] = []
+
+        async def block() -> None:
+            with handle.scope_cls() as scope:
+                holder.append(scope)
+                entered.set()
+                await anyio.sleep(5)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(block)
+            await entered.wait()
+            handle.cancel_scope(holder[0])
+            me = asyncio.current_task()
+        assert seen and seen[0] is me  # the worker's cancel() saw the cancelling task
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
