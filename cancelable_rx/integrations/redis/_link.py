@@ -219,6 +219,11 @@ class Link:
             return
         if self._table.get(self.endpoint.key) is self:
             del self._table[self.endpoint.key]
+        # Closed from now on, not from when the closing task first runs: `link_for` must not
+        # hand this link to a new user meanwhile (its `_last` fast path skips the table), as
+        # the close would then break that user's command (LinkClosed).
+        self.closed = True
+        self.ready = False
         self._spawn(self.aclose())
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
