@@ -9,10 +9,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio.abc import TaskStatus
 
 from cancelable_rx._loop import LoopHandle, capture
 
@@ -168,27 +170,22 @@ async def test_run_soon_on_the_loop_thread_runs_later_not_inline() -> None:
         await ran.wait()
 
 
+async def _wait_in_a_scope(handle: LoopHandle, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Enter a scope of the handle's class (as an operation's is), hand it over, wait in it."""
+    with handle.scope_cls() as scope:
+        task_status.started(scope)
+        await anyio.sleep(5)
+
+
 async def test_cancel_scope_cancels_at_once_from_outside_and_inside_the_scope() -> None:
     handle = capture()
     me = anyio.get_current_task()
-    entered = anyio.Event()
-    holder: list[object] = []
-    outcome: list[str] = []
-
-    async def block() -> None:
-        with handle.scope_cls() as scope:
-            holder.append(scope)
-            entered.set()
-            await anyio.sleep(5)
-        outcome.append("cancelled" if scope.cancelled_caught else "not cancelled")
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(block)
-        await entered.wait()
-        handle.cancel_scope(holder[0])  # from a task outside the scope
-        assert holder[0].cancel_called  # at once: not queued for later
+        scope = await tg.start(_wait_in_a_scope, handle)
+        handle.cancel_scope(scope)  # from a task outside the scope
+        assert scope.cancel_called  # at once: not queued for later
         assert anyio.get_current_task() == me  # the calling task is the current one again
-    assert outcome == ["cancelled"]
+    assert scope.cancelled_caught
 
     with handle.scope_cls() as own:  # from the task inside the scope: at the next checkpoint
         handle.cancel_scope(own)
@@ -241,19 +238,8 @@ def test_cancel_scope_with_a_task_factory_lets_the_tasks_see_who_cancels() -> No
     async def main() -> None:
         asyncio.get_running_loop().set_task_factory(lambda loop, coro, **kw: Traced(coro, loop=loop, **kw))
         handle = capture()
-        entered = anyio.Event()
-        holder: list[object] = []
-
-        async def block() -> None:
-            with handle.scope_cls() as scope:
-                holder.append(scope)
-                entered.set()
-                await anyio.sleep(5)
-
         async with anyio.create_task_group() as tg:
-            tg.start_soon(block)
-            await entered.wait()
-            handle.cancel_scope(holder[0])
+            handle.cancel_scope(await tg.start(_wait_in_a_scope, handle))
             me = asyncio.current_task()
         assert seen and seen[0] is me  # the worker's cancel() saw the cancelling task
 

@@ -8,6 +8,7 @@ import gc
 import math
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -186,9 +187,30 @@ async def test_a_block_cancelling_itself_is_seen_by_a_conditional_checkpoint() -
             pytest.fail("the conditional checkpoint must be cancelled")  # pragma: no cover
 
 
-async def test_a_task_in_the_block_cancelling_its_operation_stops_at_a_conditional_checkpoint() -> None:
-    # A child task of a task group inside the block is inside the operation's scope too:
-    # its own cancel is seen by its next conditional checkpoint (not only by a real yield).
+async def _stops_at_a_conditional_checkpoint(log: list[str]) -> None:
+    # its own cancel is seen by its next conditional checkpoint (not only by a real yield)
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    log.append("passed the conditional checkpoint")  # pragma: no cover
+
+
+async def _still_finishes_a_shielded_section(log: list[str]) -> None:
+    # ... but it is never interrupted while it runs: a shielded section it enters right
+    # after is not cancelled (anyio's rule for the current task); the next checkpoint is
+    with anyio.CancelScope(shield=True):
+        await anyio.sleep(0.01)
+        log.append("shielded section finished")
+
+
+@pytest.mark.parametrize(
+    ("then", "expected"),
+    [(_stops_at_a_conditional_checkpoint, []), (_still_finishes_a_shielded_section, ["shielded section finished"])],
+    ids=["conditional checkpoint", "shielded section"],
+)
+async def test_a_task_in_the_block_that_cancels_its_operation(
+    then: Callable[[list[str]], Awaitable[None]], expected: list[str]
+) -> None:
+    # A child task of a task group inside the block is inside the operation's scope too: the
+    # cancel reaches the scope at once ...
     log: list[str] = []
     with pytest.raises(ManualCancelation):
         async with Cancelable() as op:
@@ -196,33 +218,12 @@ async def test_a_task_in_the_block_cancelling_its_operation_stops_at_a_condition
 
                 async def worker() -> None:
                     op.cancel_sync()
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                    log.append("passed the conditional checkpoint")  # pragma: no cover
-                    await anyio.sleep(5)  # pragma: no cover
-
-                tg.start_soon(worker)
-    assert log == []
-
-
-async def test_a_task_in_the_block_that_cancels_its_operation_still_finishes_a_shielded_section() -> None:
-    # The cancel reaches the scope at once, but a task inside it is never interrupted while
-    # it runs: a shielded section it enters right after is not cancelled (anyio's rule for
-    # the current task), the next unshielded checkpoint is.
-    log: list[str] = []
-    with pytest.raises(ManualCancelation):
-        async with Cancelable() as op:
-            async with anyio.create_task_group() as tg:
-
-                async def worker() -> None:
-                    op.cancel_sync()
-                    with anyio.CancelScope(shield=True):
-                        await anyio.sleep(0.01)
-                        log.append("shielded section finished")
+                    await then(log)
                     await anyio.sleep(5)
                     log.append("ran past the checkpoint")  # pragma: no cover
 
                 tg.start_soon(worker)
-    assert log == ["shielded section finished"]
+    assert log == expected
 
 
 async def test_a_cancel_that_arrives_during_a_shielded_section_woken_by_the_canceller_stops_right_after_it() -> None:
