@@ -257,7 +257,7 @@ class EndedRecord:
     ``status`` and ``duration_seconds`` are read without building the record (statistics).
     """
 
-    __slots__ = ("status", "duration_seconds", "end_ts", "_values", "_context")
+    __slots__ = ("status", "duration_seconds", "_values", "_context")
 
     FIELDS = (
         "id", "name", "status", "start_ts", "end_ts", "cancel_reason", "cancel_message",
@@ -270,13 +270,11 @@ class EndedRecord:
         self,
         status: OperationStatus,
         duration_seconds: float | None,
-        end_ts: float | None,
         values: tuple[Any, ...] | None = None,
         context: OperationContext | None = None,
     ) -> None:
         self.status = status
         self.duration_seconds = duration_seconds
-        self.end_ts = end_ts
         self._values = values
         self._context = context
 

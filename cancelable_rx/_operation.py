@@ -1562,7 +1562,7 @@ class Operation:
         buffered items.  A record that was built (and perhaps edited by its reader) is
         copied; otherwise the fields are copied and the record is built when first read."""
         partial = self._partial
-        if not keep_buffers and isinstance(partial, PartialResult) and partial.buffer is not None:
+        if partial is not None and not keep_buffers and isinstance(partial, PartialResult) and partial.buffer is not None:
             partial = PartialResult(partial.count, partial.completed, None)
         ctx = self._ctx
         if ctx is not None:  # a copy of the record as its reader sees it (values are not copied)
@@ -1570,25 +1570,28 @@ class Operation:
                 copy = ctx.model_copy(
                     update={"partial_result": partial, "child_ids": set(ctx.child_ids), "metadata": dict(ctx.metadata)}
                 )
-            return EndedRecord(copy.status, copy.duration_seconds, self._end_ts, context=copy)
+            return EndedRecord(copy.status, copy.duration_seconds, context=copy)
         fired = self._fired
         start, end = self._start_ts, self._end_ts
         metadata = self._metadata
-        values = (  # in the order of EndedRecord.FIELDS; the record is built when first read
-            self._id or self.id,
-            self._name if self._name is not None else self._default_name,
+        return EndedRecord(
             self._status,
-            start,
-            end,
-            fired.reason if fired is not None else None,
-            fired.message if fired is not None else None,
-            dict(metadata) if metadata else None,
-            self._parent.id if self._parent is not None else None,
-            self._child_id_set() if self._children or self._recent else None,
-            partial,
-            self._error,
+            None if start is None else (end if end is not None else _now()) - start,
+            (  # in the order of EndedRecord.FIELDS; the record is built when first read
+                self._id or self.id,
+                self._name if self._name is not None else self._default_name,
+                self._status,
+                start,
+                end,
+                fired.reason if fired is not None else None,
+                fired.message if fired is not None else None,
+                dict(metadata) if metadata else None,
+                self._parent.id if self._parent is not None else None,
+                self._child_id_set() if self._children or self._recent else None,
+                partial,
+                self._error,
+            ),
         )
-        return EndedRecord(self._status, None if start is None else (end if end is not None else _now()) - start, end, values)
 
     def _progress_listening(self) -> bool:
         hooks = self._hooks

@@ -2,8 +2,11 @@
 
 State is guarded by one ``threading.Lock``: the async methods and their ``*_sync``
 twins read and write the same structures, so every method is safe from any thread and
-no bridge needs starting.  Lifecycle changes are emitted on `OperationRegistry.events`
-(a hot observable); statistics and history are derived from the same transitions.
+no bridge needs starting.  One write takes no lock: an operation entering with
+``register_globally=True`` adds itself to the live set in one dict operation (atomic),
+and every reader copies the live set in one operation too.  Lifecycle changes are
+emitted on `OperationRegistry.events` (a hot observable); statistics and history are
+derived from the same transitions.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Registrable(Protocol):
     _registry: OperationRegistry | None
     _quiet: bool
     _report_one: Callable[..., Any] | None
+    _id: str | None  # (read by the hot paths once ``id`` has been made)
+    _status: OperationStatus  # (what ``status`` returns)
 
     @property
     def id(self) -> str: ...
@@ -97,7 +102,7 @@ def _status_of(op: Registrable) -> OperationStatus:
     return ctx.status if ctx is not None else op.status
 
 
-_STATUS_KEY = {status: status.value for status in OperationStatus}  # (an enum's .value is a slow property)
+_COMPLETED, _CANCELLED, _FAILED = OperationStatus.COMPLETED, OperationStatus.CANCELLED, OperationStatus.FAILED
 
 
 class LifecycleKind(str, Enum):  # noqa: UP042 - like OperationStatus
@@ -160,7 +165,11 @@ class OperationRegistry:
         self._lock = threading.Lock()
         self._operations: dict[str, Registrable] = {}
         self._history: deque[EndedRecord] = deque(maxlen=max_history)
-        self._counts: Counter[str] = Counter()
+        # Lifetime counts, written under the lock (plain ints: the hot paths add to them).
+        # ``_left`` counts the operations that left the live set, so the number ever
+        # registered is ``len(_operations) + _left``: registering takes no lock (below).
+        self._left = self._completed = self._cancelled = self._failed = 0
+        self._by_reason: dict[str, int] = {}
         self.events: HubObservable[LifecycleEvent] = HubObservable()
 
     @classmethod
@@ -206,7 +215,6 @@ class OperationRegistry:
             if op_id in self._operations:
                 return False
             self._operations[op_id] = op
-            self._counts["registered"] += 1
         op._registry = self
         op._quiet = False  # its progress reports now reach the registry's subscribers:
         op._report_one = None  # the operation's report fast paths are off
@@ -215,8 +223,22 @@ class OperationRegistry:
     # -- hooks called by the operation (on its loop thread) ------------------------------
 
     def _on_enter(self, op: Registrable) -> None:
-        added = self._add(op)
-        if self.events.has_subscribers:
+        """``op`` entered with ``register_globally=True`` (on its loop thread).
+
+        No lock: adding is one dict operation (atomic under the GIL, and per object on a
+        free-threaded build), the count of registrations is derived (``_left``), and every
+        reader copies the live set in one operation.  An operation already listed (passed
+        to `register` first) is not added or announced twice.
+        """
+        op_id = op._id or op.id
+        ops = self._operations
+        added = ops.get(op_id) is not op
+        if added:
+            ops[op_id] = op
+        op._registry = self
+        op._quiet = False  # its progress reports now reach the registry's subscribers:
+        op._report_one = None  # the operation's report fast paths are off
+        if self.events._listeners:  # (has_subscribers, without the property call)
             if added:
                 self._emit(LifecycleKind.REGISTERED, op)
             self._emit(LifecycleKind.STARTED, op)
@@ -238,19 +260,24 @@ class OperationRegistry:
         """``op`` ended; with ``leave`` (``register_globally``) it moves to history now, else
         (registered with `register`) it stays listed until `unregister` or `cleanup_completed`,
         as in the reference package."""
-        status = op.status
-        op_id = op.id
+        status = op._status
         with self._lock:
-            self._counts[_STATUS_KEY[status]] += 1
-            if status is OperationStatus.CANCELLED:
+            if status is _COMPLETED:
+                self._completed += 1
+            elif status is _CANCELLED:
+                self._cancelled += 1
                 reason = op.cancel_reason
                 if reason is not None:
-                    self._counts["reason:" + reason.value] += 1
-            removed = leave and self._operations.pop(op_id, None) is not None
+                    by_reason = self._by_reason
+                    by_reason[reason.value] = by_reason.get(reason.value, 0) + 1
+            elif status is _FAILED:
+                self._failed += 1
+            removed = leave and self._operations.pop(op._id or op.id, None) is not None
             if removed:
-                self._to_history(op)
-        if self.events.has_subscribers:
-            if status is OperationStatus.COMPLETED:
+                self._left += 1
+                self._history.append(op._history_record(self.keep_partial_buffers))
+        if self.events._listeners:
+            if status is _COMPLETED:
                 self._emit(LifecycleKind.COMPLETED, op)
             elif status is OperationStatus.CANCELLED:
                 self._emit(LifecycleKind.CANCELLED, op, reason=op.cancel_reason)
@@ -293,6 +320,7 @@ class OperationRegistry:
         with self._lock:
             op = self._operations.pop(operation_id, None)
             if op is not None:
+                self._left += 1
                 self._to_history(op)
         if op is not None and self.events.has_subscribers:
             self._emit(LifecycleKind.UNREGISTERED, op)
@@ -387,11 +415,13 @@ class OperationRegistry:
     async def clear_all(self) -> None:
         """Forget every live operation, the history and the counters (for tests)."""
         with self._lock:
-            for op in self._operations.values():
-                op._registry = None
+            ops = list(self._operations.values())  # (one operation: an operation may be entering)
             self._operations.clear()
+            for op in ops:
+                op._registry = None
             self._history.clear()
-            self._counts.clear()
+            self._left = self._completed = self._cancelled = self._failed = 0
+            self._by_reason.clear()
 
     # -- reference API: sync, any thread ------------------------------------------------
 
@@ -462,7 +492,9 @@ class OperationRegistry:
         with self._lock:
             live = list(self._operations.values())
             history = list(self._history)
-            counts = dict(self._counts)
+            registered = len(live) + self._left
+            completed, cancelled, failed = self._completed, self._cancelled, self._failed
+            by_reason = dict(self._by_reason)
         durations = [
             d for r in history if r.status is OperationStatus.COMPLETED and (d := r.duration_seconds)
         ]
@@ -473,11 +505,11 @@ class OperationRegistry:
             "history_by_status": dict(Counter(r.status.value for r in history)),
             "average_duration_seconds": sum(durations) / len(durations) if durations else 0.0,
             "total_completed": len(durations),
-            "lifetime_completed": counts.get("completed", 0),
-            "total_cancelled": counts.get("cancelled", 0),
-            "total_failed": counts.get("failed", 0),
-            "total_registered": counts.get("registered", 0),
-            "cancelled_by_reason": {k[7:]: v for k, v in counts.items() if k.startswith("reason:")},
+            "lifetime_completed": completed,
+            "total_cancelled": cancelled,
+            "total_failed": failed,
+            "total_registered": registered,
+            "cancelled_by_reason": by_reason,
         }
 
     def cancel_operation_sync(

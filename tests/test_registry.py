@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from cancelable_rx import (
@@ -295,3 +296,59 @@ async def test_history_copies_records_whose_metadata_cannot_be_deep_copied(regis
     assert op.is_completed
     (ctx,) = await registry.get_history(limit=1)
     assert ctx.metadata["lock"] is lock and ctx is not op.context
+
+
+async def test_an_operation_registered_before_it_enters_is_listed_and_announced_once(registry: OperationRegistry) -> None:
+    events: list[LifecycleKind] = []
+    sub = registry.events.subscribe(lambda e: events.append(e.kind))
+    try:
+        op = Cancelable(register_globally=True)
+        await registry.register(op)
+        async with op:
+            assert [ctx.id for ctx in await registry.list_operations()] == [op.id]
+    finally:
+        sub.dispose()
+    assert events == [LifecycleKind.REGISTERED, LifecycleKind.STARTED, LifecycleKind.COMPLETED, LifecycleKind.UNREGISTERED]
+    stats = await registry.get_statistics()
+    assert stats["total_registered"] == 1 and stats["lifetime_completed"] == 1 and stats["active_operations"] == 0
+
+
+async def test_operations_entering_on_many_threads_are_each_counted_once(registry: OperationRegistry) -> None:
+    # Entering with register_globally=True adds to the live set without the lock: four
+    # threads, each running its own event loop, enter and leave operations while this task
+    # reads the registry; nothing is lost or counted twice, and no read fails.
+    per_thread, threads_n = 300, 4
+    started = threading.Barrier(threads_n + 1)
+
+    def worker() -> None:
+        async def go() -> None:
+            started.wait()
+            for _ in range(per_thread):
+                async with Cancelable(register_globally=True) as op:
+                    assert registry.get_operation_sync(op.id) is op
+                    await anyio.lowlevel.checkpoint()
+
+        anyio.run(go)
+
+    registry.max_history = 10_000
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+        for t in threads:
+            t.start()
+        started.wait()
+        reads = 0
+        while any(t.is_alive() for t in threads):
+            stats = registry.get_statistics_sync()
+            live = len(registry.list_operations_sync())
+            assert 0 <= live <= threads_n and stats["lifetime_completed"] <= stats["total_registered"]
+            reads += 1
+            await anyio.sleep(0.001)  # (a busy reader would starve the threads of the GIL)
+        for t in threads:
+            t.join()
+        stats = await registry.get_statistics()
+        total = per_thread * threads_n
+        assert reads > 0
+        assert stats["total_registered"] == total and stats["lifetime_completed"] == total
+        assert stats["active_operations"] == 0 and stats["history_size"] == total
+    finally:
+        registry.max_history = 1000
