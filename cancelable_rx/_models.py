@@ -82,17 +82,30 @@ TERMINAL_STATUSES = frozenset(
 
 def _id_parts() -> tuple[int, str]:
     r = uuid.uuid4().hex  # 122 random bits: a salt for the leading characters, and a middle
-    return int(r[:8], 16), f"-{r[8:12]}-4{r[13:16]}-{'89ab'[int(r[16], 16) & 3]}{r[17:20]}-"
+    return int(r[:6], 16), f"-{r[8:12]}-4{r[13:16]}-{'89ab'[int(r[16], 16) & 3]}{r[17:20]}-"
 
 
+def _shuffled_hex2() -> list[str]:
+    """The 256 two-digit hex strings in a random order (a random bijection of a byte)."""
+    order = list(os.urandom(256))  # (a random sort key per byte value)
+    return [f"{v:02x}" for _, v in sorted(zip(order, range(256), strict=True))]
+
+
+_HEX2 = [f"{v:02x}" for v in range(256)]
 _salt, _middle = _id_parts()
+_low_heads = _shuffled_hex2()
 _counter = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
+# The parts shared by the 256 ids of one block (the counter without its low byte):
+# (block, characters 3-8, then the middle and the first 10 digits of the counter).
+_block: tuple[int, str, str] = (-1, "", "")
 
 
 def _reseed_after_fork() -> None:
-    global _salt, _middle, _counter
+    global _salt, _middle, _low_heads, _counter, _block
     _salt, _middle = _id_parts()
+    _low_heads = _shuffled_hex2()
     _counter = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
+    _block = (-1, "", "")
 
 
 if hasattr(os, "register_at_fork"):
@@ -104,12 +117,26 @@ def new_id() -> str:
 
     Unique within a process (the last 12 hex digits are a counter) and across processes
     and forks (the middle is random per process, reseeded in forked children).  The first
-    8 characters are the counter scrambled by a random per-process bijection, so ids made
-    one after the other differ in their leading characters (dashboards show ``id[:8]``).
-    About 3x cheaper than ``str(uuid.uuid4())``; ids are identifiers, not secrets.
+    8 characters are the counter scrambled by a random per-process bijection (its low
+    byte through a shuffled table, then its block of 256 through a multiplication), so ids
+    made one after the other differ in their leading characters (dashboards show ``id[:8]``;
+    any 2**32 consecutive ids have distinct ones).  The parts shared by a block of 256
+    ids are formatted once: about 2x cheaper than formatting every digit, 4x cheaper than
+    ``str(uuid.uuid4())``; ids are identifiers, not secrets.
+
+    Thread-safety: any thread (the counter is atomic; the block's parts are replaced as
+    one tuple, so a caller reads a consistent set).
     """
+    global _block
     n = next(_counter)
-    return "%08x%s%012x" % (((n * 0x9E3779B1) ^ _salt) & 0xFFFFFFFF, _middle, n & 0xFFFFFFFFFFFF)  # noqa: UP031 - the fastest formatting here
+    block = (n >> 8) & 0xFFFFFFFFFF
+    cached, head, tail = _block
+    if cached != block:
+        head = "%06x" % (((block * 0x9E3779B1) ^ _salt) & 0xFFFFFF)  # noqa: UP031 - the fastest formatting here
+        tail = _middle + "%010x" % block  # noqa: UP031
+        _block = (block, head, tail)
+    low = n & 0xFF
+    return _low_heads[low] + head + tail + _HEX2[low]
 
 
 def build_context(**fields: Any) -> OperationContext:

@@ -29,6 +29,40 @@ def test_ids_made_one_after_the_other_differ_in_their_leading_characters() -> No
     assert len(heads) == len(ids)  # a dashboard showing id[:8] tells every row apart
 
 
+def test_ids_made_on_many_threads_at_once_are_unique_and_well_formed() -> None:
+    # The parts an id shares with the 255 others of its block are cached as one tuple that
+    # threads replace as they cross blocks: each id must still be built from its own block.
+    import threading
+
+    made: list[list[str]] = [[] for _ in range(4)]
+    go = threading.Barrier(4)
+
+    def make(out: list[str]) -> None:
+        go.wait()
+        out.extend(new_id() for _ in range(50_000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for out in made for i in out]
+    assert len(set(ids)) == len(ids) == 200_000
+    assert all(UUID4.match(i) for i in ids)
+    # an id's characters 3-8 belong to its own block (the counter without its low byte):
+    # one set of them per block, and a different one for every block
+    heads: dict[str, set[str]] = {}
+    for i in ids:
+        heads.setdefault(i[-12:-2], set()).add(i[2:8])
+    assert all(len(h) == 1 for h in heads.values())
+    assert len({h for hs in heads.values() for h in hs}) == len(heads)
+
+
+def test_a_long_run_of_ids_keeps_distinct_leading_characters() -> None:
+    ids = [new_id() for _ in range(300_000)]  # more than a thousand blocks of 256
+    assert len({i[:8] for i in ids}) == len(ids)
+
+
 _FORKING = """
 import os, sys
 from cancelable_rx._models import new_id
