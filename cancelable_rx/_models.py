@@ -139,17 +139,23 @@ def new_id() -> str:
     return _low_heads[low] + head + tail + _HEX2[low]
 
 
-def build_context(**fields: Any) -> OperationContext:
+def build_context(values: dict[str, Any], fields_set: set[str] | None = None) -> OperationContext:
     """Build an OperationContext from already-valid values without re-validating them
-    (about 3x cheaper; used for records of running operations)."""
-    ctx = OperationContext.__new__(OperationContext)
-    values = dict(_CONTEXT_DEFAULTS)
-    values.update(fields)
-    object.__setattr__(ctx, "__dict__", values)
-    object.__setattr__(ctx, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(ctx, "__pydantic_extra__", None)
-    object.__setattr__(ctx, "__pydantic_private__", None)
+    (about 5x cheaper than validating; used for records of running operations).
+
+    ``values`` holds every field and becomes the record's own ``__dict__`` (not copied);
+    ``fields_set`` is pydantic's set of explicitly set fields (default: all of them).
+    """
+    ctx = _new_context(OperationContext)
+    _set_slot(ctx, "__dict__", values)
+    _set_slot(ctx, "__pydantic_fields_set__", set(_CONTEXT_FIELDS) if fields_set is None else fields_set)
+    _set_slot(ctx, "__pydantic_extra__", None)
+    _set_slot(ctx, "__pydantic_private__", None)
     return ctx
+
+
+_new_context = object.__new__
+_set_slot = object.__setattr__
 
 
 class OperationContext(BaseModel):
@@ -319,11 +325,15 @@ class EndedRecord:
                 fields["metadata"] = {}
             if fields["child_ids"] is None:
                 fields["child_ids"] = set()
-            ctx = self._context = build_context(**fields)
+            fields_set = set(fields)
+            full = dict(_CONTEXT_DEFAULTS)
+            full.update(fields)
+            ctx = self._context = build_context(full, fields_set)
             self._values = None
         return ctx
 
 
+_CONTEXT_FIELDS = frozenset(OperationContext.model_fields)
 _CONTEXT_DEFAULTS: dict[str, Any] = {
     "stop_requested_at": None,
     "stop_reason": None,

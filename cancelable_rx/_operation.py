@@ -546,22 +546,26 @@ class Operation:
 
     def _build_record(self) -> OperationContext:
         fired = self._fired
+        stop = self._stop
+        start = self._start_ts
         return build_context(
-            id=self.id,
-            name=self.name,
-            status=self._status,
-            start_time=datetime.fromtimestamp(self._start_ts if self._start_ts is not None else _now(), UTC),
-            end_time=datetime.fromtimestamp(self._end_ts, UTC) if self._end_ts is not None else None,
-            cancel_reason=fired.reason if fired is not None else None,
-            cancel_message=fired.message if fired is not None else None,
-            metadata=self._metadata if self._metadata is not None else {},
-            parent_id=self._parent.id if self._parent is not None else None,
-            child_ids=self._child_id_set(),
-            partial_result=self._partial,
-            error=self._error,
-            stop_requested_at=self._stop.requested_at if self._stop is not None else None,
-            stop_reason=self._stop.reason if self._stop is not None else None,
-            stop_message=self._stop.message if self._stop is not None else None,
+            {  # every field of OperationContext
+                "id": self._id or self.id,
+                "name": self._name if self._name is not None else self._default_name,
+                "status": self._status,
+                "start_time": datetime.fromtimestamp(start if start is not None else _now(), UTC),
+                "end_time": datetime.fromtimestamp(self._end_ts, UTC) if self._end_ts is not None else None,
+                "cancel_reason": fired.reason if fired is not None else None,
+                "cancel_message": fired.message if fired is not None else None,
+                "error": self._error,
+                "partial_result": self._partial,
+                "metadata": self._metadata if self._metadata is not None else {},
+                "parent_id": self._parent.id if self._parent is not None else None,
+                "child_ids": self._child_id_set() if self._children or self._recent else set(),
+                "stop_requested_at": stop.requested_at if stop is not None else None,
+                "stop_reason": stop.reason if stop is not None else None,
+                "stop_message": stop.message if stop is not None else None,
+            }
         )
 
     def _sync_record(self) -> None:

@@ -99,3 +99,32 @@ def test_partial_result_reads_like_a_dict_too() -> None:
     assert partial["count"] == 3 and partial["buffer"] == [1, 2, 3] and not partial["completed"]
     with pytest.raises(KeyError):
         partial["nope"]
+
+
+@pytest.mark.anyio
+async def test_records_built_without_validation_equal_the_validated_ones() -> None:
+    # A running operation's record and a history record are built from already-valid
+    # values without pydantic's validation: each must be the record validation would build.
+    from cancelable_rx import CancelationReason, OperationContext, OperationRegistry
+
+    registry = OperationRegistry.get_instance()
+    await registry.clear_all()
+    async with Cancelable(name="parent", metadata={"k": 1}, register_globally=True) as parent:
+        async with Cancelable(name="child", parent=parent) as child:
+            await parent.request_stop(5.0, CancelationReason.MANUAL, "please")
+            for op in (parent, child):
+                ctx = op.context
+                assert ctx.model_fields_set == set(OperationContext.model_fields)
+                again = OperationContext.model_validate(ctx.model_dump())
+                assert again == ctx and again.model_dump_json() == ctx.model_dump_json()
+            assert parent.context.child_ids == {child.id} and child.context.parent_id == parent.id
+            assert parent.context.stop_reason is CancelationReason.MANUAL and parent.context.stop_message == "please"
+    async with Cancelable(name="quiet", metadata={"m": [1]}, register_globally=True) as quiet:
+        pass  # (its record is built for the first time in history)
+    history = await registry.get_history()
+    assert [h.name for h in history] == ["parent", "quiet"]
+    for ctx in history:
+        assert OperationContext.model_validate(ctx.model_dump()) == ctx
+    assert history[1].id == quiet.id and history[1].metadata == {"m": [1]}
+    assert "stop_reason" not in history[1].model_fields_set  # (never set: as before)
+    await registry.clear_all()
