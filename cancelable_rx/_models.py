@@ -325,15 +325,14 @@ class EndedRecord:
                 fields["metadata"] = {}
             if fields["child_ids"] is None:
                 fields["child_ids"] = set()
-            fields_set = set(fields)
-            full = dict(_CONTEXT_DEFAULTS)
-            full.update(fields)
-            ctx = self._context = build_context(full, fields_set)
+            full = {name: fields[name] if name in fields else _CONTEXT_DEFAULTS[name] for name in _CONTEXT_ORDER}
+            ctx = self._context = build_context(full, set(fields))  # (in field order: JSON dumps follow it)
             self._values = None
         return ctx
 
 
-_CONTEXT_FIELDS = frozenset(OperationContext.model_fields)
+_CONTEXT_ORDER = tuple(OperationContext.model_fields)
+_CONTEXT_FIELDS = frozenset(_CONTEXT_ORDER)
 _CONTEXT_DEFAULTS: dict[str, Any] = {
     "stop_requested_at": None,
     "stop_reason": None,

@@ -2,9 +2,10 @@
 
 State is guarded by one ``threading.Lock``: the async methods and their ``*_sync``
 twins read and write the same structures, so every method is safe from any thread and
-no bridge needs starting.  One write takes no lock: an operation entering with
-``register_globally=True`` adds itself to the live set in one dict operation (atomic),
-and every reader copies the live set in one operation too.  Lifecycle changes are
+no bridge needs starting.  One write takes no lock: while nobody subscribes to
+`OperationRegistry.events`, an operation entering with ``register_globally=True`` adds
+itself to the live set in one dict operation (atomic), and every reader copies the live
+set in one operation too.  Lifecycle changes are
 emitted on `OperationRegistry.events` (a hot observable); statistics and history are
 derived from the same transitions.
 """
@@ -225,23 +226,23 @@ class OperationRegistry:
     def _on_enter(self, op: Registrable) -> None:
         """``op`` entered with ``register_globally=True`` (on its loop thread).
 
-        No lock: adding is one dict operation (atomic under the GIL, and per object on a
-        free-threaded build), the count of registrations is derived (``_left``), and every
-        reader copies the live set in one operation.  An operation already listed (passed
-        to `register` first) is not added or announced twice.
+        With nobody subscribed to `events` this takes no lock: adding is one atomic dict
+        operation (``setdefault``: an operation already listed under the id, passed to
+        `register` first or another one given the same id, stays listed), the count of
+        registrations is derived (``_left``), and every reader copies the live set in one
+        operation.  With subscribers, adding and deciding to announce ``REGISTERED`` happen
+        under the lock, as in `register`: an operation that another thread registers at the
+        same moment is announced once.
         """
-        op_id = op._id or op.id
-        ops = self._operations
-        added = ops.get(op_id) is not op
-        if added:
-            ops[op_id] = op
         op._registry = self
         op._quiet = False  # its progress reports now reach the registry's subscribers:
         op._report_one = None  # the operation's report fast paths are off
         if self.events._listeners:  # (has_subscribers, without the property call)
-            if added:
+            if self._add(op):
                 self._emit(LifecycleKind.REGISTERED, op)
             self._emit(LifecycleKind.STARTED, op)
+        else:
+            self._operations.setdefault(op._id or op.id, op)
 
     def _on_stop(self, op: Registrable) -> None:
         """A stop was requested (phase one): the operation is ``STOPPING``."""
@@ -272,7 +273,10 @@ class OperationRegistry:
                     by_reason[reason.value] = by_reason.get(reason.value, 0) + 1
             elif status is _FAILED:
                 self._failed += 1
-            removed = leave and self._operations.pop(op._id or op.id, None) is not None
+            ops = self._operations
+            op_id = op._id or op.id
+            # (only its own entry: another operation given the same id may be the one listed)
+            removed = leave and ops.get(op_id) is op and ops.pop(op_id, None) is not None
             if removed:
                 self._left += 1
                 self._history.append(op._history_record(self.keep_partial_buffers))

@@ -124,7 +124,8 @@ async def test_records_built_without_validation_equal_the_validated_ones() -> No
     history = await registry.get_history()
     assert [h.name for h in history] == ["parent", "quiet"]
     for ctx in history:
-        assert OperationContext.model_validate(ctx.model_dump()) == ctx
+        again = OperationContext.model_validate(ctx.model_dump())
+        assert again == ctx and again.model_dump_json() == ctx.model_dump_json()
     assert history[1].id == quiet.id and history[1].metadata == {"m": [1]}
     assert "stop_reason" not in history[1].model_fields_set  # (never set: as before)
     await registry.clear_all()

@@ -352,3 +352,60 @@ async def test_operations_entering_on_many_threads_are_each_counted_once(registr
         assert stats["active_operations"] == 0 and stats["history_size"] == total
     finally:
         registry.max_history = 1000
+
+
+async def test_an_operation_registered_by_another_thread_as_it_enters_is_announced_once(registry: OperationRegistry) -> None:
+    # Forced interleaving: when the entering operation first looks at the live set, another
+    # thread calls register(op) right then (waited for up to 0.5 s: it may have to wait for
+    # the registry's lock).  Whoever adds the operation announces it; the other does not.
+    events: list[LifecycleKind] = []
+    sub = registry.events.subscribe(lambda e: events.append(e.kind))
+    op = Cancelable(register_globally=True)
+    loop_thread = threading.get_ident()
+    other: list[threading.Thread] = []
+
+    class Interleaving(dict):  # type: ignore[type-arg]
+        def _interleave(self) -> None:
+            if not other and threading.get_ident() == loop_thread:
+                t = threading.Thread(target=anyio.run, args=(registry.register, op))
+                other.append(t)
+                t.start()
+                t.join(0.5)
+
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self._interleave()
+            return found
+
+        def get(self, key: object, default: object = None) -> object:
+            found = super().get(key, default)
+            self._interleave()
+            return found
+
+    original = registry._operations
+    registry._operations = Interleaving(original)
+    try:
+        async with op:
+            pass
+        await anyio.to_thread.run_sync(other[0].join)
+    finally:
+        registry._operations = original
+        sub.dispose()
+    assert events == [LifecycleKind.REGISTERED, LifecycleKind.STARTED, LifecycleKind.COMPLETED, LifecycleKind.UNREGISTERED]
+
+
+@pytest.mark.parametrize("subscribed", [False, True])
+async def test_an_operation_given_an_id_already_listed_leaves_the_listed_one_alone(
+    registry: OperationRegistry, subscribed: bool
+) -> None:
+    sub = registry.events.subscribe(lambda e: None) if subscribed else None
+    try:
+        async with Cancelable(operation_id="job", register_globally=True) as outer:
+            async with Cancelable(operation_id="job", register_globally=True):
+                assert registry.get_operation_sync("job") is outer  # the first one stays listed
+            assert registry.get_operation_sync("job") is outer  # the second's exit removed nothing
+        assert registry.get_operation_sync("job") is None
+        assert [h.id for h in await registry.get_history()] == ["job"]
+    finally:
+        if sub is not None:
+            sub.dispose()
