@@ -156,7 +156,11 @@ class Cancelable(Operation):
         """
         if not isinstance(token, CancelationToken):  # check_instance(), inlined: a hot path
             fail_type("token", "a CancelationToken", token, "e.g. CancelationToken()")
-        op = cls._made("token_based", operation_id, name, kwargs)
+        if kwargs:
+            op = cls._made("token_based", operation_id, name, kwargs)
+        else:  # _made's common case, inlined: a factory on the hot path
+            op = cls(operation_id, name)
+            op._default_name = "token_based"
         op._token = token
         return op
 

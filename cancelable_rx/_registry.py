@@ -211,9 +211,12 @@ class OperationRegistry:
         )
 
     def _add(self, op: Registrable) -> bool:
+        """List ``op`` under the lock; False if its id is listed already, or if it ended (it
+        may end between `register`'s check and this lock: an ended operation is never
+        listed again, since its exit has already removed it)."""
         op_id = op.id
         with self._lock:
-            if op_id in self._operations:
+            if op_id in self._operations or _status_of(op) in TERMINAL_STATUSES:
                 return False
             self._operations[op_id] = op
         op._registry = self

@@ -33,6 +33,20 @@ TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
 _CHECK_MESSAGE = "Operation cancelled via token"
 
 
+def _notify(token: CancelationToken, listeners: tuple[tuple[Any, Listener | None], ...]) -> None:
+    """Call each listener (a snapshot of ``token._listeners``) with ``token``; a failure is
+    logged.  A listener of None is an operation listening on its hot path (``with_token``):
+    its ``_on_token`` is called, so entering makes no bound method."""
+    for key, fn in listeners:
+        try:
+            if fn is None:
+                key._on_token(token)
+            else:
+                fn(token)
+        except Exception:
+            logger.exception("cancelable_rx: listener %r of token %s failed", fn or key, token.id)
+
+
 class CancelationToken(BaseModel):
     """A thread-safe, fire-once cancelation flag that can be shared across tasks and threads.
 
@@ -49,7 +63,7 @@ class CancelationToken(BaseModel):
 
     if TYPE_CHECKING:  # runtime state lives in __slots__, invisible to pydantic
         _lock: threading.Lock
-        _listeners: dict[object, Listener]
+        _listeners: dict[object, Listener | None]  # (None: the key is an operation; see _notify)
         _callbacks: list[tuple[TokenCallback, LoopHandle | None]]
         _stop: StopRequest | None
 
@@ -117,16 +131,12 @@ class CancelationToken(BaseModel):
             d["message"] = message
             d["cancelled_at"] = datetime.now(UTC)
             d["is_cancelled"] = True
-            listeners = tuple(self._listeners.values())
+            listeners = tuple(self._listeners.items())
             self._listeners.clear()
             callbacks = self._callbacks
             if callbacks:
                 object.__setattr__(self, "_callbacks", [])
-        for fn in listeners:
-            try:
-                fn(self)
-            except Exception:
-                logger.exception("cancelable_rx: listener %r of token %s failed", fn, self.id)
+        _notify(self, listeners)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("token %s cancelled (%s): %s", self.id, reason.value, message)
         return callbacks
@@ -256,12 +266,8 @@ class CancelationToken(BaseModel):
                 return False
             if self._stop is None or request.grace < self._stop.remaining():
                 object.__setattr__(self, "_stop", request)
-            listeners = tuple(self._listeners.values())
-        for fn in listeners:  # the same listeners as a cancel: they look at is_cancelled
-            try:
-                fn(self)
-            except Exception:
-                logger.exception("cancelable_rx: listener %r of token %s failed", fn, self.id)
+            listeners = tuple(self._listeners.items())
+        _notify(self, listeners)  # the same listeners as a cancel: they look at is_cancelled
         return True
 
     async def register_callback(self, callback: TokenCallback) -> None:

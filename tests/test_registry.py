@@ -357,7 +357,8 @@ async def test_operations_entering_on_many_threads_are_each_counted_once(registr
 async def test_an_operation_registered_by_another_thread_as_it_enters_is_announced_once(registry: OperationRegistry) -> None:
     # Forced interleaving: when the entering operation first looks at the live set, another
     # thread calls register(op) right then (waited for up to 0.5 s: it may have to wait for
-    # the registry's lock).  Whoever adds the operation announces it; the other does not.
+    # the registry's lock, and then get it only after the operation ended).  Whoever adds
+    # the operation announces it; the other does not.
     events: list[LifecycleKind] = []
     sub = registry.events.subscribe(lambda e: events.append(e.kind))
     op = Cancelable(register_globally=True)
@@ -392,6 +393,9 @@ async def test_an_operation_registered_by_another_thread_as_it_enters_is_announc
         registry._operations = original
         sub.dispose()
     assert events == [LifecycleKind.REGISTERED, LifecycleKind.STARTED, LifecycleKind.COMPLETED, LifecycleKind.UNREGISTERED]
+    # (the other thread's register() may only get the lock after the operation ended: it
+    # must not list the ended operation again)
+    assert registry.get_operation_sync(op.id) is None and registry.get_statistics_sync()["active_operations"] == 0
 
 
 @pytest.mark.parametrize("subscribed", [False, True])
