@@ -210,13 +210,18 @@ class OperationRegistry:
             LifecycleEvent(kind, op.id, op.name, op.status, datetime.now(UTC), operation=op, **extra)
         )
 
-    def _add(self, op: Registrable) -> bool:
-        """List ``op`` under the lock; False if its id is listed already, or if it ended (it
-        may end between `register`'s check and this lock: an ended operation is never
-        listed again, since its exit has already removed it)."""
+    def _add(self, op: Registrable, registering: bool = False) -> bool:
+        """List ``op`` under the lock; False if its id is listed already.
+
+        ``registering`` (`register`): also False if the operation ended meanwhile; it may end
+        between `register`'s check and this lock, and its exit has then already removed
+        it, so it would stay listed for good.  Not for an entering operation: one cancelled
+        before or while it entered has a terminal status and must still be listed (its exit
+        moves it to history).
+        """
         op_id = op.id
         with self._lock:
-            if op_id in self._operations or _status_of(op) in TERMINAL_STATUSES:
+            if op_id in self._operations or (registering and _status_of(op) in TERMINAL_STATUSES):
                 return False
             self._operations[op_id] = op
         op._registry = self
@@ -311,7 +316,7 @@ class OperationRegistry:
         _check_operation(operation)
         if _status_of(operation) in TERMINAL_STATUSES:
             fail_value("operation", "an operation that has not ended", operation, "register it before or while it runs")
-        if self._add(operation) and self.events.has_subscribers:
+        if self._add(operation, registering=True) and self.events.has_subscribers:
             self._emit(LifecycleKind.REGISTERED, operation)
 
     async def unregister(self, operation_id: str) -> None:

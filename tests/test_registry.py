@@ -14,6 +14,7 @@ from cancelable_rx import (
     Cancelable,
     CancelationError,
     CancelationReason,
+    CancelationToken,
     LifecycleEvent,
     LifecycleKind,
     ManualCancelation,
@@ -413,3 +414,29 @@ async def test_an_operation_given_an_id_already_listed_leaves_the_listed_one_alo
     finally:
         if sub is not None:
             sub.dispose()
+
+
+@pytest.mark.parametrize("subscribed", [False, True])
+async def test_an_operation_cancelled_before_it_entered_is_listed_and_moves_to_history(
+    registry: OperationRegistry, subscribed: bool
+) -> None:
+    # Its status is CANCELLED from the start of the block: it is still a running operation
+    # of the registry (listed, then in history), whether or not anyone watches the events.
+    events: list[LifecycleKind] = []
+    sub = registry.events.subscribe(lambda e: events.append(e.kind)) if subscribed else None
+    token = CancelationToken()
+    await token.cancel(CancelationReason.MANUAL, "before")
+    try:
+        with pytest.raises(CancelationError):
+            async with Cancelable.with_token(token, register_globally=True) as op:
+                assert op.status is OperationStatus.CANCELLED
+                assert registry.get_operation_sync(op.id) is op
+                await anyio.sleep(1)
+    finally:
+        if sub is not None:
+            sub.dispose()
+    assert registry.get_operation_sync(op.id) is None
+    [entry] = await registry.get_history()
+    assert entry.id == op.id and entry.status is OperationStatus.CANCELLED
+    if subscribed:
+        assert events == [LifecycleKind.REGISTERED, LifecycleKind.STARTED, LifecycleKind.CANCELLED, LifecycleKind.UNREGISTERED]
