@@ -5,9 +5,8 @@ twins read and write the same structures, so every method is safe from any threa
 no bridge needs starting.  One write takes no lock: while nobody subscribes to
 `OperationRegistry.events`, an operation entering with ``register_globally=True`` adds
 itself to the live set in one dict operation (atomic), and every reader copies the live
-set in one operation too.  Lifecycle changes are
-emitted on `OperationRegistry.events` (a hot observable); statistics and history are
-derived from the same transitions.
+set in one operation too.  Lifecycle changes are emitted on `OperationRegistry.events`
+(a hot observable); statistics and history are derived from the same transitions.
 """
 
 from __future__ import annotations
@@ -168,7 +167,8 @@ class OperationRegistry:
         self._history: deque[EndedRecord] = deque(maxlen=max_history)
         # Lifetime counts, written under the lock (plain ints: the hot paths add to them).
         # ``_left`` counts the operations that left the live set, so the number ever
-        # registered is ``len(_operations) + _left``: registering takes no lock (below).
+        # registered is ``len(_operations) + _left``: entering may add an operation
+        # without the lock (see `_on_enter`).
         self._left = self._completed = self._cancelled = self._failed = 0
         self._by_reason: dict[str, int] = {}
         self.events: HubObservable[LifecycleEvent] = HubObservable()
@@ -291,7 +291,7 @@ class OperationRegistry:
         if self.events._listeners:
             if status is _COMPLETED:
                 self._emit(LifecycleKind.COMPLETED, op)
-            elif status is OperationStatus.CANCELLED:
+            elif status is _CANCELLED:
                 self._emit(LifecycleKind.CANCELLED, op, reason=op.cancel_reason)
             else:
                 self._emit(LifecycleKind.FAILED, op, error=op.context.error)
