@@ -287,7 +287,7 @@ class OperationRegistry:
             removed = leave and ops.get(op_id) is op and ops.pop(op_id, None) is not None
             if removed:
                 self._left += 1
-                self._history.append(op._history_record(self.keep_partial_buffers))
+                self._history.append(op._history_record(self.keep_partial_buffers))  # _to_history, inlined
         if self.events._listeners:
             if status is _COMPLETED:
                 self._emit(LifecycleKind.COMPLETED, op)
