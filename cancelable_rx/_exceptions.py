@@ -193,10 +193,6 @@ def _quick(cls: type[_E], reason: CancelationReason, message: str) -> _E:
     return err
 
 
-def _manual(e: CancelEvent) -> CancelationError:
-    return _quick(ManualCancelation, CancelationReason.MANUAL, e.message or _MANUAL_TEXT)
-
-
 def _timeout(e: CancelEvent) -> CancelationError:
     seconds = _attr(e.source, "timeout_seconds", 0.0)
     err = _quick(TimeoutCancelation, CancelationReason.TIMEOUT, e.message or _timeout_text(seconds))
@@ -218,7 +214,7 @@ def _parent(e: CancelEvent) -> CancelationError:
 
 _BUILDERS = {
     CancelationReason.TIMEOUT: _timeout,
-    CancelationReason.MANUAL: _manual,
+    # CancelationReason.MANUAL: built by error_for itself (the error of every token cancel)
     CancelationReason.SIGNAL: _signal,
     CancelationReason.CONDITION: _condition,
     CancelationReason.PARENT: _parent,
@@ -227,8 +223,19 @@ _BUILDERS = {
 }
 
 
+_new_exception = BaseException.__new__
+_MANUAL = CancelationReason.MANUAL
+
+
 def error_for(event: CancelEvent, op: HasRecord | None = None) -> CancelationError:
     """Build the typed error for ``event``; its ``context`` resolves lazily from ``op``."""
+    if event.reason is _MANUAL:
+        # the error of every token cancel, built as `_quick` builds one (the same fields, set
+        # in one dict; ``BaseException.__new__`` sets ``args``), with no builder call
+        message = event.message or _MANUAL_TEXT
+        manual = _new_exception(ManualCancelation, message)
+        manual.__dict__ = {"reason": _MANUAL, "message": message, "_context": None, "_op": op}
+        return manual
     err = _BUILDERS[event.reason](event)
     err._op = op
     return err

@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Self, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeGuard, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -87,6 +87,8 @@ RECENT_CHILDREN: Final = 1000
 _INF: Final = math.inf
 _LOCK = threading.Lock()  # first event wins, the seal, and records built off the loop
 _deciding = 0  # threads inside a section that reads the state and may record (under _LOCK)
+_get_ident = threading.get_ident
+_new_event = tuple.__new__  # CancelEvent(...) on the cancel path: `_new_event(CancelEvent, (reason, message, source))`
 _now = time.time
 _RUNNING_STATUSES = (OperationStatus.RUNNING, OperationStatus.SHIELDED, OperationStatus.STOPPING)
 SOFT_STOP: Final = "soft"
@@ -310,6 +312,9 @@ class Operation:
     _plan: Plan | None
     _state: int
     _status: OperationStatus
+    # True unless a subclass overrides `_leave` (the compatibility face does): leaving a
+    # block its own token or parent cancelled then skips the `_leave` call (`__aexit__`)
+    _leave_inline: ClassVar[bool] = True
     _fired: CancelEvent | None
     _failure: BaseException | None
     _scope: Any
@@ -696,7 +701,8 @@ class Operation:
         finally:
             _deciding -= 1
             _LOCK.release()
-        self._announce(event)
+        if self._own_token or self._cancellation is not None:
+            self._announce(event)
         return True
 
     def _store_event(self, event: CancelEvent) -> None:
@@ -725,12 +731,38 @@ class Operation:
 
         Thread-safety: any thread; the scope is cancelled on the operation's loop.
         """
-        if not self._record(event):
-            return False
+        global _deciding
+        # _record(event) and _store_event, inlined: the path of every cancel (change together)
+        _LOCK.acquire()
+        _deciding += 1
+        try:
+            if self._fired is not None or self._state == DONE:
+                return False
+            self._fired = event
+            if self._state == RUNNING:
+                self._status = _CANCELLED
+            stream = self._stream
+            if stream is not None:
+                stream.stop = True
+            if self._ctx is not None:
+                self._sync_record()
+        finally:
+            _deciding -= 1
+            _LOCK.release()
+        if self._own_token or self._cancellation is not None:
+            self._announce(event)
         if self._state == RUNNING:
             handle = self._handle
             if handle is not None:
-                handle.call(self._cancel_scope)
+                if _get_ident() == handle.thread_id:  # handle.call(self._cancel_scope), inlined
+                    scope = self._scope  # None once the block was left
+                    if scope is not None:
+                        if handle.is_trio:
+                            scope.cancel()  # what handle.cancel_scope(scope) does on trio
+                        else:
+                            handle.cancel_scope(scope)
+                else:
+                    handle.run_soon(self._cancel_scope)
         children = self._children
         if propagate and children:
             child_event = self._parent_event(event)
@@ -749,7 +781,8 @@ class Operation:
 
     def _on_token(self, token: CancelationToken) -> None:
         if token.is_cancelled:
-            self._fire(CancelEvent(token.reason or CancelationReason.MANUAL, token.message, token))
+            # CancelEvent(...) without the named tuple's Python-level __new__
+            self._fire(_new_event(CancelEvent, (token.reason or CancelationReason.MANUAL, token.message, token)))
         else:  # the token's stop request: phase one here too, with what is left of its grace
             stop = token.stop_request
             if stop is not None and self._state == RUNNING:
@@ -1408,7 +1441,31 @@ class Operation:
                 if self._hooks is not None:
                     await self._trigger("complete")
             return False
+        fired = self._fired
+        if (
+            swallowed
+            and fired is not None
+            and self._failure is None
+            and cleanup is None
+            and self._hooks is None
+            and not self._suppress
+            and self._leave_inline
+            and _IS_SOURCE.get(type(fired.source)) is False
+        ):
+            # _leave() for the usual cancelled block, inlined (the path of every cancel): the
+            # scope caught the operation's own cancellation, recorded from a token or a parent
+            # (not a source, whose error the typed error would chain: `_is_source`'s table,
+            # filled by the first such exit through `_leave`); as _decide + _finish do
+            self._status = _CANCELLED
+            self._end_ts = _now()
+            if self._ctx is not None or self._parent is not None or self._registry is not None:
+                self._ended()
+            raise error_for(fired, self) from exc
         return await self._leave(exc_type, exc, swallowed, raised, cleanup)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._leave_inline = cls._leave is Operation._leave
 
     def _decide(self, exc: BaseException | None, own: bool) -> OperationStatus:
         """Record why a sealed operation ended and set its final status (the one classifier,

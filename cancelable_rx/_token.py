@@ -154,7 +154,11 @@ class CancelationToken(BaseModel):
         Listening operations are cancelled before this returns; callbacks registered from
         this loop are awaited in registration order (their errors are logged).
         """
-        callbacks = self._set(check_reason(reason), check_message(message))
+        if type(reason) is not CancelationReason:  # (the checks, skipped for the usual types)
+            reason = check_reason(reason)
+        if message is not None and type(message) is not str:
+            check_message(message)
+        callbacks = self._set(reason, message)
         if not callbacks:  # None: it already was cancelled
             return callbacks is not None
         for cb, handle in tuple(callbacks):

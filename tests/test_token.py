@@ -18,6 +18,8 @@ from cancelable_rx import (
     CancelationToken,
     LinkedCancelationToken,
     ManualCancelation,
+    OperationRegistry,
+    OperationStatus,
     TimeoutCancelation,
 )
 
@@ -220,6 +222,40 @@ async def test_operation_token_mirrors_operation_cancel() -> None:
         await anyio.sleep(1)
     assert op.is_cancelled
     assert token.is_cancelled and token.reason is CancelationReason.TIMEOUT
+
+
+async def test_a_token_cancel_reaches_every_record_of_the_operation() -> None:
+    # The usual cancel (a shared token, the operation's own scope catching it) takes a short
+    # path through the engine: everything attached must still hear of it.
+    registry = OperationRegistry()
+    token = CancelationToken()
+    seen: list[CancelationReason] = []
+    with pytest.raises(ManualCancelation) as info:
+        async with Cancelable(name="parent") as parent:
+            child = Cancelable.with_token(token, name="child", parent=parent)
+            await registry.register(child)
+            child.cancellation.subscribe(lambda event: seen.append(event.reason))
+            async with child:
+                assert child.context.status is OperationStatus.RUNNING  # a record built while it runs
+                await token.cancel(message="stop job 42")
+                await anyio.sleep(5)
+    assert info.value.message == "stop job 42" and info.value.reason is CancelationReason.MANUAL
+    assert info.value.args == ("stop job 42",) and str(info.value) == "stop job 42"
+    assert isinstance(info.value.__cause__, anyio.get_cancelled_exc_class())
+    assert info.value.context is not None and info.value.context.id == child.id
+    assert seen == [CancelationReason.MANUAL]  # the cancellation observable
+    assert child.token is token and token.message == "stop job 42"
+    record = child.context
+    assert record.status is OperationStatus.CANCELLED and record.end_time is not None
+    assert record.cancel_reason is CancelationReason.MANUAL and record.cancel_message == "stop job 42"
+    assert child.id in parent.context.child_ids
+    assert await registry.get_operation(child.id) is child  # registered by hand: listed until unregistered
+    stats = await registry.get_statistics()
+    assert stats["total_cancelled"] == 1 and stats["cancelled_by_reason"] == {"manual": 1}
+    await registry.unregister(child.id)
+    history = registry.get_history_sync()
+    assert [(r.id, r.status, r.cancel_message) for r in history] == [(child.id, OperationStatus.CANCELLED, "stop job 42")]
+    assert token.listener_count == 0
 
 
 async def test_cancelling_operation_token_cancels_operation() -> None:
