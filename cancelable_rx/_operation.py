@@ -1247,7 +1247,7 @@ class Operation:
                     if tok.is_cancelled or tok._stop is not None or type(tok) not in _PLAIN_TOKENS:
                         self._listen_token(tok)  # (also a token class with a listen hook of its own)
                     else:  # tok._listen(self._on_token, self), inlined (the token's protocol: add, then re-read)
-                        tok._listeners[self] = None  # (None: the token calls self._on_token; no bound method per enter)
+                        tok._listeners[self] = None  # (None: the token calls self._fire / _on_token; no bound method per enter)
                         if tok.is_cancelled:
                             tok._listeners.pop(self, None)
                             self._on_token(tok)

@@ -28,6 +28,7 @@ __all__ = ("CancelationToken", "LinkedCancelationToken")
 
 logger = logging.getLogger("cancelable_rx")
 TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
+_new_event = tuple.__new__  # CancelEvent(...) without the named tuple's Python-level __new__
 
 
 _CHECK_MESSAGE = "Operation cancelled via token"
@@ -36,7 +37,8 @@ _CHECK_MESSAGE = "Operation cancelled via token"
 def _notify(token: CancelationToken, listeners: tuple[tuple[Any, Listener | None], ...]) -> None:
     """Call each listener (a snapshot of ``token._listeners``) with ``token``; a failure is
     logged.  A listener of None is an operation listening on its hot path (``with_token``):
-    its ``_on_token`` is called, so entering makes no bound method."""
+    its ``_on_token`` is called, so entering makes no bound method.  (Used for stop
+    requests; a cancel, `_set`, fires such operations directly.)"""
     for key, fn in listeners:
         try:
             if fn is None:
@@ -122,7 +124,11 @@ class CancelationToken(BaseModel):
         self._listeners.pop(key, None)
 
     def _set(self, reason: CancelationReason, message: str | None) -> list[tuple[TokenCallback, LoopHandle | None]] | None:
-        """Flip the flag; notify listeners; return the callbacks still to run (or None)."""
+        """Flip the flag; notify listeners; return the callbacks still to run (or None).
+
+        An operation listening on its hot path (listener None) is fired directly with the
+        token's event, as its ``_on_token`` would for a cancelled token: one event for all.
+        """
         with self._lock:
             if self.is_cancelled:
                 return None
@@ -131,12 +137,23 @@ class CancelationToken(BaseModel):
             d["message"] = message
             d["cancelled_at"] = datetime.now(UTC)
             d["is_cancelled"] = True
-            listeners = tuple(self._listeners.items())
+            # (keys: an operation when the listener is None, see `_listen`)
+            listeners: tuple[tuple[Any, Listener | None], ...] = tuple(self._listeners.items())
             self._listeners.clear()
             callbacks = self._callbacks
             if callbacks:
                 object.__setattr__(self, "_callbacks", [])
-        _notify(self, listeners)
+        event = None
+        for key, fn in listeners:
+            try:
+                if fn is None:
+                    if event is None:
+                        event = _new_event(CancelEvent, (reason, message, self))
+                    key._fire(event)
+                else:
+                    fn(self)
+            except Exception:
+                logger.exception("cancelable_rx: listener %r of token %s failed", fn or key, self.id)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("token %s cancelled (%s): %s", self.id, reason.value, message)
         return callbacks
