@@ -103,6 +103,8 @@ _PENDING = OperationStatus.PENDING
 # class (e.g. a distributed token, which starts listening when first used) goes through its
 # methods.  (A set lookup: reading an attribute of a pydantic class runs a slower hook.)
 _PLAIN_TOKENS: Final = frozenset({CancelationToken, LinkedCancelationToken})
+# What leaving a cancelled block the short way (`Operation.__aexit__`) does not call.
+_SKIPPED_BY_FAST_EXIT: Final = ("_leave", "_decide", "_finish", "_store_sealed", "_timeout_event", "_timeout_source")
 
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "cancelable_rx_current_operation", default=None
@@ -312,8 +314,10 @@ class Operation:
     _plan: Plan | None
     _state: int
     _status: OperationStatus
-    # True unless a subclass overrides `_leave` (the compatibility face does): leaving a
-    # block its own token or parent cancelled then skips the `_leave` call (`__aexit__`)
+    # True unless a subclass overrides a method that `__aexit__`'s short way out of a
+    # cancelled block skips (`_SKIPPED_BY_FAST_EXIT`; the compatibility face overrides
+    # `_leave`).  Decided when the class is made: patch such a method on a class and that
+    # class keeps the short way (set this False too).
     _leave_inline: ClassVar[bool] = True
     _fired: CancelEvent | None
     _failure: BaseException | None
@@ -689,7 +693,8 @@ class Operation:
     def _record(self, event: CancelEvent) -> bool:
         """Record ``event`` if it is the first and the operation is not sealed; True if it was.
 
-        Thread-safety: any thread.  Notifications run outside the lock.
+        Thread-safety: any thread.  Notifications run outside the lock.  `_fire` inlines
+        this and `_store_event` (the path of every cancel): change them together.
         """
         global _deciding
         _LOCK.acquire()  # `with _DECIDING:`, inlined (the path of every cancel)
@@ -780,6 +785,8 @@ class Operation:
         self._fire(event)
 
     def _on_token(self, token: CancelationToken) -> None:
+        """A token this operation listens to was cancelled or asked to stop.  (On the hot
+        path of ``with_token`` a plain token's cancel calls `_fire` directly, not this.)"""
         if token.is_cancelled:
             # CancelEvent(...) without the named tuple's Python-level __new__
             self._fire(_new_event(CancelEvent, (token.reason or CancelationReason.MANUAL, token.message, token)))
@@ -1441,31 +1448,50 @@ class Operation:
                 if self._hooks is not None:
                     await self._trigger("complete")
             return False
-        fired = self._fired
         if (
             swallowed
-            and fired is not None
             and self._failure is None
             and cleanup is None
             and self._hooks is None
             and not self._suppress
             and self._leave_inline
-            and _IS_SOURCE.get(type(fired.source)) is False
         ):
-            # _leave() for the usual cancelled block, inlined (the path of every cancel): the
-            # scope caught the operation's own cancellation, recorded from a token or a parent
-            # (not a source, whose error the typed error would chain: `_is_source`'s table,
-            # filled by the first such exit through `_leave`); as _decide + _finish do
-            self._status = _CANCELLED
-            self._end_ts = _now()
-            if self._ctx is not None or self._parent is not None or self._registry is not None:
-                self._ended()
-            raise error_for(fired, self) from exc
+            # _leave() for the usual cancelled blocks, inlined (the path of every cancel and
+            # every timeout; as _decide + _finish do): the scope caught the operation's own
+            # cancellation, recorded from a token or a parent (not a source, whose error the
+            # typed error would chain: `_is_source`'s table, filled by the first such exit
+            # through `_leave`), or a plain timeout's deadline passed with nothing recorded.
+            fired = self._fired
+            if fired is None:
+                if self._plan is None and self._stop is None and self._handle.now() >= self._own_deadline:  # type: ignore[union-attr]
+                    fired = self._seal_plain_timeout()
+            elif _IS_SOURCE.get(type(fired.source)) is not False:
+                fired = None
+            if fired is not None:
+                self._status = _CANCELLED
+                self._end_ts = _now()
+                if self._ctx is not None or self._parent is not None or self._registry is not None:
+                    self._ended()
+                raise error_for(fired, self) from exc
         return await self._leave(exc_type, exc, swallowed, raised, cleanup)
+
+    def _seal_plain_timeout(self) -> CancelEvent:
+        """Record, in a sealed operation without a plan or a stop request, the event of its
+        own deadline that passed with nothing recorded, as `_decide` does through
+        `_timeout_event` and `_store_sealed`: the timeout's source is made and fired in
+        place (nobody listens to it)."""
+        src = TimeoutSource._of(self._timeout)
+        event: CancelEvent = _new_event(CancelEvent, (CancelationReason.TIMEOUT, src.default_message(), src))
+        src._fired, src._value = True, event
+        with _LOCK:
+            self._store_event(event)
+        if self._own_token or self._cancellation is not None:
+            self._announce(event)
+        return event
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._leave_inline = cls._leave is Operation._leave
+        cls._leave_inline = all(getattr(cls, name) is getattr(Operation, name) for name in _SKIPPED_BY_FAST_EXIT)
 
     def _decide(self, exc: BaseException | None, own: bool) -> OperationStatus:
         """Record why a sealed operation ended and set its final status (the one classifier,

@@ -64,6 +64,13 @@ def test_the_error_an_operation_raises_equals_the_public_constructors(event: Can
 
 
 @pytest.mark.parametrize(("event", "expected"), CASES, ids=IDS)
+def test_a_reason_given_as_its_string_value_builds_the_same_error(event: CancelEvent, expected: CancelationError) -> None:
+    # A source class may name its reason by value (``reason = "manual"``, a str enum's value).
+    as_text = CancelEvent(event.reason.value, event.message, event.source)  # type: ignore[arg-type]
+    assert _state(error_for(as_text)) == _state(expected)
+
+
+@pytest.mark.parametrize(("event", "expected"), CASES, ids=IDS)
 def test_every_typed_error_survives_pickling(event: CancelEvent, expected: CancelationError) -> None:
     built = error_for(event)
     again = pickle.loads(pickle.dumps(built))

@@ -2,9 +2,10 @@
 
 A trace hook pauses one side at each line of the library while the other side runs:
 
-* a thread calling ``cancel_sync()`` is paused at every line of the cancel path while the
-  loop leaves the block (and released when the loop has to wait for it);
-* the loop is paused at every line of the exit path while a thread cancels;
+* a thread calling ``cancel_sync()`` (the operation's, or that of a token it listens to) is
+  paused at every line of the cancel path while the loop leaves the block (and released when
+  the loop has to wait for it);
+* the loop is paused at every line of the exit path while a thread cancels (either way);
 * a thread building the record (``op.context``) is paused at every line of the build while
   the loop finishes the operation.
 
@@ -28,12 +29,14 @@ import pytest
 from cancelable_rx import (
     Cancelable,
     CancelationReason,
+    CancelationToken,
     LifecycleKind,
     ManualCancelation,
     OperationRegistry,
     OperationStatus,
 )
 from cancelable_rx import _operation as engine
+from cancelable_rx import _token as tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +74,8 @@ _TAKES_THE_LOCK = {
     f.__code__
     for f in (
         engine._await_lock, engine.Operation.context.fget, engine.Operation._ended,  # type: ignore[attr-defined]
-        engine.Operation._store_sealed, engine.Operation._record, engine.Operation._fail, engine._Deciding.__enter__,
+        engine.Operation._store_sealed, engine.Operation._record, engine.Operation._fire, engine.Operation._fail,
+        engine._Deciding.__enter__,
     )
 }
 
@@ -142,19 +146,46 @@ CANCEL_PATH = _lines(
     Cancelable.cancel_sync, engine.Operation._cancel_event, engine.Operation._fire, engine.Operation._record,
     engine.Operation._store_event, engine.Operation._announce, engine._Deciding.__enter__, engine._Deciding.__exit__,
 )
+TOKEN_CANCEL_PATH = _lines(
+    CancelationToken.cancel_sync, tokens.CancelationToken._set, engine.Operation._fire, engine.Operation._announce,
+)
+CANCEL_PATHS = {"operation": CANCEL_PATH, "token": TOKEN_CANCEL_PATH}
 EXIT_PATH = _lines(
     engine.Operation.__aexit__, engine.Operation._leave, engine.Operation._finish, engine.Operation._ended,
     engine.Operation._store_sealed, engine._await_lock,
 )
 
 
+def _cancelled_by(how: str) -> tuple[Cancelable, Callable[[], object]]:
+    """An operation, and how another thread cancels it: its own ``cancel_sync`` or that of
+    a token it listens to (``with_token``: the token fires it directly)."""
+    if how == "token":
+        token = CancelationToken()
+        return Cancelable.with_token(token, name="race"), lambda: token.cancel_sync(message="from a thread")
+    op = Cancelable(name="race")
+    return op, lambda: op.cancel_sync(message="from a thread")
+
+
+async def _warm_exit() -> None:
+    """Leave a block that a token cancelled once: the first such exit fills the table that
+    lets the next ones take the short way out, which the sweeps must cover."""
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable.with_token(token):
+            await token.cancel()
+            await anyio.sleep(5)
+    assert engine._IS_SOURCE.get(CancelationToken) is False
+
+
+@pytest.mark.parametrize("how", ["operation", "token"])
 @pytest.mark.parametrize("body_error", [False, True], ids=["completes", "raises"])
-async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(body_error: bool) -> None:
+async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(body_error: bool, how: str) -> None:
+    await _warm_exit()
     seen: set[str] = set()
-    for code, line in CANCEL_PATH:
+    for code, line in CANCEL_PATHS[how]:
         outcome = _Outcome()
         registry = _registry_with_events(outcome)
-        op = Cancelable(name="race")
+        op, cancel = _cancelled_by(how)
         reached, go = threading.Event(), threading.Event()
 
         def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
@@ -162,11 +193,11 @@ async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(
             go.wait(5)
 
         def canceller(
-            op: Cancelable = op, code: CodeType = code, line: int = line, reached: threading.Event = reached
+            cancel: Callable[[], object] = cancel, code: CodeType = code, line: int = line, reached: threading.Event = reached
         ) -> None:
             sys.settrace(_pause_at(code, line, pause))
             try:
-                op.cancel_sync(message="from a thread")
+                cancel()
             finally:
                 sys.settrace(None)
                 reached.set()  # the line was not on this path: nothing to wait for
@@ -195,13 +226,15 @@ async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(
     assert seen == {"completed", "cancelled"} if not body_error else "failed" in seen
 
 
-async def test_a_loop_paused_anywhere_in_exit_never_splits_the_outcome() -> None:
+@pytest.mark.parametrize("how", ["operation", "token"])
+async def test_a_loop_paused_anywhere_in_exit_never_splits_the_outcome(how: str) -> None:
+    await _warm_exit()
     seen: set[str] = set()
     for code, line in EXIT_PATH:
         outcome = _Outcome()
         registry = _registry_with_events(outcome)
-        op = Cancelable(name="race")
-        thread = threading.Thread(target=lambda op=op: op.cancel_sync(message="from a thread"))
+        op, cancel = _cancelled_by(how)
+        thread = threading.Thread(target=cancel)
 
         def cancel_now(thread: threading.Thread = thread) -> None:
             thread.start()

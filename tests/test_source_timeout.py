@@ -15,6 +15,8 @@ from cancelable_rx import (
     CancelationReason,
     CancelEvent,
     ConditionSource,
+    OperationRegistry,
+    OperationStatus,
     TimeoutCancelation,
     TimeoutSource,
 )
@@ -77,3 +79,34 @@ async def test_a_plain_timeout_reports_a_fired_timeout_source() -> None:
     replay: list[CancelEvent] = []
     src.subscribe(replay.append)  # a fired source replays its event to a late subscriber
     assert replay == [event]
+
+
+async def test_a_timeout_reaches_every_record_of_the_operation() -> None:
+    # A plain timeout that passes with nothing recorded takes a short path out of the block:
+    # everything attached must still hear of it, as for any other cancellation.
+    registry = OperationRegistry()
+    seen: list[CancelEvent] = []
+    with pytest.raises(TimeoutCancelation) as info:
+        async with Cancelable(name="parent") as parent:
+            child = Cancelable.with_timeout(0.01, name="child", parent=parent)
+            await registry.register(child)
+            child.cancellation.subscribe(seen.append)
+            async with child:
+                assert child.context.status is OperationStatus.RUNNING  # a record built while it runs
+                await anyio.sleep(5)
+    err = info.value
+    assert isinstance(err, TimeoutError) and err.timeout_seconds == 0.01
+    assert err.reason is CancelationReason.TIMEOUT and err.message == "Operation timed out after 0.01s"
+    assert err.args == (err.message,) and str(err) == err.message
+    assert isinstance(err.__cause__, anyio.get_cancelled_exc_class())
+    assert err.context is not None and err.context.id == child.id
+    [event] = seen  # the cancellation observable, with the fired timeout as its source
+    assert event.reason is CancelationReason.TIMEOUT and isinstance(event.source, TimeoutSource)
+    assert event.source.triggered and event.source.timeout_seconds == 0.01
+    assert child.token.is_cancelled and child.token.reason is CancelationReason.TIMEOUT  # its own token
+    record = child.context
+    assert record.status is OperationStatus.CANCELLED and record.end_time is not None
+    assert record.cancel_reason is CancelationReason.TIMEOUT and record.cancel_message == err.message
+    assert child.id in parent.context.child_ids
+    stats = await registry.get_statistics()
+    assert stats["total_cancelled"] == 1 and stats["cancelled_by_reason"] == {"timeout": 1}
