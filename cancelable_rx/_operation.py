@@ -691,24 +691,12 @@ class Operation:
     # -- firing (any thread) ------------------------------------------------------------
 
     def _record(self, event: CancelEvent) -> bool:
-        """Record ``event`` if it is the first and the operation is not sealed; True if it was.
+        """Record ``event`` if it is the first and the operation is not sealed; True if it was:
+        `_fire` without cancelling the scope or the children.
 
-        Thread-safety: any thread.  Notifications run outside the lock.  `_fire` inlines
-        this and `_store_event` (the path of every cancel): change them together.
+        Thread-safety: any thread.  Notifications run outside the lock.
         """
-        global _deciding
-        _LOCK.acquire()  # `with _DECIDING:`, inlined (the path of every cancel)
-        _deciding += 1
-        try:
-            if self._fired is not None or self._state == DONE:
-                return False
-            self._store_event(event)
-        finally:
-            _deciding -= 1
-            _LOCK.release()
-        if self._own_token or self._cancellation is not None:
-            self._announce(event)
-        return True
+        return self._fire(event, False, False)
 
     def _store_event(self, event: CancelEvent) -> None:
         """Write ``event`` into the state (and the record).  Under ``_LOCK``, or sealed."""
@@ -731,32 +719,26 @@ class Operation:
         if hub is not None:
             hub._fire_value(event)
 
-    def _fire(self, event: CancelEvent, propagate: bool = True) -> bool:
-        """First source wins: record, cancel the scope on the loop, propagate to children.
+    def _fire(self, event: CancelEvent, propagate: bool = True, cancel: bool = True) -> bool:
+        """First source wins: record (True if this event was recorded), cancel the scope on
+        the loop (unless ``cancel`` is False), propagate to children (with ``propagate``).
 
         Thread-safety: any thread; the scope is cancelled on the operation's loop.
+        Notifications run outside the lock.
         """
         global _deciding
-        # _record(event) and _store_event, inlined: the path of every cancel (change together)
-        _LOCK.acquire()
+        _LOCK.acquire()  # `with _DECIDING:`, inlined (the path of every cancel)
         _deciding += 1
         try:
             if self._fired is not None or self._state == DONE:
                 return False
-            self._fired = event
-            if self._state == RUNNING:
-                self._status = _CANCELLED
-            stream = self._stream
-            if stream is not None:
-                stream.stop = True
-            if self._ctx is not None:
-                self._sync_record()
+            self._store_event(event)
         finally:
             _deciding -= 1
             _LOCK.release()
         if self._own_token or self._cancellation is not None:
             self._announce(event)
-        if self._state == RUNNING:
+        if cancel and self._state == RUNNING:
             handle = self._handle
             if handle is not None:
                 if _get_ident() == handle.thread_id:  # handle.call(self._cancel_scope), inlined
