@@ -208,8 +208,8 @@ def _parent(e: CancelEvent) -> CancelationError:
 
 _BUILDERS = {
     CancelationReason.TIMEOUT: _timeout,
-    # (MANUAL: error_for builds it itself when the reason is the enum member; this entry is
-    # for a reason given as its string value, e.g. a source class with ``reason = "manual"``)
+    # (MANUAL: error_for builds it itself when the reason is the enum member; this entry
+    # serves a reason given as its string value, as every other entry does)
     CancelationReason.MANUAL: lambda e: ManualCancelation(e.message),
     CancelationReason.SIGNAL: _signal,
     CancelationReason.CONDITION: _condition,

@@ -103,8 +103,11 @@ _PENDING = OperationStatus.PENDING
 # class (e.g. a distributed token, which starts listening when first used) goes through its
 # methods.  (A set lookup: reading an attribute of a pydantic class runs a slower hook.)
 _PLAIN_TOKENS: Final = frozenset({CancelationToken, LinkedCancelationToken})
-# What leaving a cancelled block the short way (`Operation.__aexit__`) does not call.
-_SKIPPED_BY_FAST_EXIT: Final = ("_leave", "_decide", "_finish", "_store_sealed", "_timeout_event", "_timeout_source")
+# What leaving a cancelled block the short way (`Operation.__aexit__`) does not call, or
+# calls only when they have something to do (`_ended`, `_announce`).
+_SKIPPED_BY_FAST_EXIT: Final = (
+    "_leave", "_decide", "_finish", "_store_sealed", "_timeout_event", "_timeout_source", "_ended", "_announce",
+)
 
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "cancelable_rx_current_operation", default=None
@@ -710,7 +713,8 @@ class Operation:
             self._sync_record()
 
     def _announce(self, event: CancelEvent) -> None:
-        """Mirror a recorded event into the own token and the ``cancellation`` observable."""
+        """Mirror a recorded event into the own token and the ``cancellation`` observable.
+        (Called only when the operation has either: `_fire`, `_seal_plain_timeout`.)"""
         if self._own_token:
             tok = self._token
             if tok is not None and not tok.is_cancelled:

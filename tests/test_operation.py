@@ -630,3 +630,26 @@ async def test_a_token_whose_listen_hook_raises_fails_the_entry_and_leaves_nothi
         await anyio.sleep(1)
     assert scope.cancelled_caught
     assert ("a token's unlisten hook failed" in caplog.text) is unlisten_raises
+
+
+@pytest.mark.parametrize("step", ["_ended", "_finish"])
+async def test_a_subclass_overriding_a_step_of_leaving_keeps_every_call(step: str) -> None:
+    # Leaving a cancelled block takes a short way that skips some of the engine's steps (or
+    # calls them only when they have work); a subclass that overrides one of them must still
+    # see it called on every cancelled exit, as on the full path.
+    calls: list[str] = []
+
+    def audited(self: Cancelable, *args: object) -> None:
+        calls.append(step)
+        getattr(Cancelable, step)(self, *args)
+
+    Audited = type("Audited", (Cancelable,), {step: audited})
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation):
+        async with Audited.with_token(token):
+            await token.cancel()
+            await anyio.sleep(5)
+    with pytest.raises(TimeoutCancelation):
+        async with Audited.with_timeout(0.01):
+            await anyio.sleep(5)
+    assert calls == [step, step]

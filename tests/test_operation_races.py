@@ -28,6 +28,7 @@ import pytest
 
 from cancelable_rx import (
     Cancelable,
+    CancelationError,
     CancelationReason,
     CancelationToken,
     LifecycleKind,
@@ -252,6 +253,130 @@ async def test_a_loop_paused_anywhere_in_exit_never_splits_the_outcome(how: str)
         await anyio.lowlevel.checkpoint()
         seen.add(outcome.check(op, raised, False))
     assert seen == {"completed", "cancelled"}
+
+
+# A deadline racing a token: the loop times out (the short way out of a timed-out block)
+# while a thread cancels the token, each side paused at every line of its path.
+TIMEOUT_EXIT_PATH = _lines(
+    engine.Operation.__aexit__, engine.Operation._seal_plain_timeout, engine.Operation._ended,
+    engine.Operation._store_event, engine.Operation._announce, engine._await_lock,
+)
+TOKEN_CANCEL_BESIDE_A_TIMEOUT = _lines(
+    CancelationToken.cancel_sync, tokens.CancelationToken._set, engine.Operation._fire,
+    engine.Operation._store_event, engine.Operation._announce, engine.Operation._on_token,
+)
+
+
+def _timed(own_token: bool) -> tuple[Cancelable, CancelationToken]:
+    """A timed operation and the token a thread cancels: its own, or one it listens to."""
+    if own_token:
+        op = Cancelable.with_timeout(0.02, name="race")
+        return op, op.token
+    token = CancelationToken()
+    return Cancelable.with_timeout(0.02, name="race").combine(Cancelable.with_token(token)), token
+
+
+async def _run_timed_block(op: Cancelable, registry: OperationRegistry, inside: Callable[[], Any]) -> CancelationError:
+    await registry.register(op)
+    with pytest.raises(CancelationError) as info:
+        async with op:
+            await inside()
+            await anyio.sleep(5)  # the deadline (or the token) ends it
+    return info.value
+
+
+def _check_timed(op: Cancelable, raised: CancelationError, events: list[LifecycleKind], seen: list[Any]) -> str:
+    """Whichever won, every view names it: the error, the operation, its record, the
+    registry's lifecycle event and the cancellation observable."""
+    ctx = op.context
+    reason = raised.reason
+    assert reason in (CancelationReason.TIMEOUT, CancelationReason.MANUAL), reason
+    views = (op.status, ctx.status, op.cancel_reason, ctx.cancel_reason)
+    assert views == (OperationStatus.CANCELLED, OperationStatus.CANCELLED, reason, reason), views
+    assert ctx.end_time is not None and raised.message == op.cancel_message == ctx.cancel_message
+    assert [k for k in events if k in (LifecycleKind.COMPLETED, LifecycleKind.CANCELLED, LifecycleKind.FAILED)] == [
+        LifecycleKind.CANCELLED
+    ]
+    assert [event.reason for event in seen] == [reason], seen
+    return reason.value
+
+
+@pytest.mark.parametrize("own_token", [False, True], ids=["listened-to-token", "own-token"])
+async def test_a_loop_paused_anywhere_in_a_timeout_exit_never_splits_the_outcome(own_token: bool) -> None:
+    seen_reasons: set[str] = set()
+    for code, line in TIMEOUT_EXIT_PATH:
+        events: list[LifecycleKind] = []
+        registry = OperationRegistry()
+        registry.events.subscribe(lambda e, events=events: events.append(e.kind))
+        op, token = _timed(own_token)
+        seen: list[Any] = []
+        op.cancellation.subscribe(seen.append)
+        thread = threading.Thread(target=lambda token=token: token.cancel_sync(message="from a thread"))
+
+        def cancel_now(thread: threading.Thread = thread) -> None:
+            thread.start()
+            thread.join(0.5)  # a section holding the lock makes the thread wait: let it finish later
+
+        async def inside(code: CodeType = code, line: int = line, cancel_now: Callable[[], None] = cancel_now) -> None:
+            sys.settrace(_pause_at(code, line, cancel_now))
+
+        try:
+            raised = await _run_timed_block(op, registry, inside)
+        finally:
+            sys.settrace(None)
+        if thread.ident is not None:
+            thread.join(5)
+        await anyio.lowlevel.checkpoint()
+        seen_reasons.add(_check_timed(op, raised, events, seen))
+    assert seen_reasons == {"timeout", "manual"}  # the sweep reaches both sides of the seal
+
+
+@pytest.mark.parametrize("own_token", [False, True], ids=["listened-to-token", "own-token"])
+async def test_a_thread_paused_anywhere_in_a_token_cancel_beside_a_timeout_never_splits_the_outcome(
+    own_token: bool,
+) -> None:
+    seen_reasons: set[str] = set()
+    for code, line in TOKEN_CANCEL_BESIDE_A_TIMEOUT:
+        events: list[LifecycleKind] = []
+        registry = OperationRegistry()
+        registry.events.subscribe(lambda e, events=events: events.append(e.kind))
+        op, token = _timed(own_token)
+        seen: list[Any] = []
+        op.cancellation.subscribe(seen.append)
+        reached, go = threading.Event(), threading.Event()
+
+        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
+            reached.set()
+            go.wait(5)
+
+        def canceller(
+            token: CancelationToken = token, code: CodeType = code, line: int = line, reached: threading.Event = reached
+        ) -> None:
+            sys.settrace(_pause_at(code, line, pause))
+            try:
+                token.cancel_sync(message="from a thread")
+            finally:
+                sys.settrace(None)
+                reached.set()  # the line was not on this path: nothing to wait for
+
+        thread = threading.Thread(target=canceller)
+
+        async def inside(
+            thread: threading.Thread = thread, reached: threading.Event = reached, go: threading.Event = go
+        ) -> None:
+            thread.start()
+            await anyio.to_thread.run_sync(reached.wait, 5)
+            sys.settrace(_release_when_the_loop_needs_the_lock(go))
+
+        try:
+            raised = await _run_timed_block(op, registry, inside)
+        finally:
+            sys.settrace(None)
+            go.set()
+            thread.join(5)
+        await anyio.lowlevel.checkpoint()
+        seen_reasons.add(_check_timed(op, raised, events, seen))
+    assert seen_reasons == {"timeout", "manual"}  # the sweep reaches both sides of the seal
 
 
 async def test_a_record_built_off_the_loop_is_never_left_stale() -> None:
