@@ -6,6 +6,9 @@ A trace hook pauses one side at each line of the library while the other side ru
   paused at every line of the cancel path while the loop leaves the block (and released when
   the loop has to wait for it);
 * the loop is paused at every line of the exit path while a thread cancels (either way);
+* a deadline racing a token: the loop paused at every line of a timed-out block's exit while a
+  thread cancels the token, and the thread paused at every line of the token's cancel while
+  the loop times out;
 * a thread building the record (``op.context``) is paused at every line of the build while
   the loop finishes the operation.
 
@@ -178,81 +181,88 @@ async def _warm_exit() -> None:
     assert engine._IS_SOURCE.get(CancelationToken) is False
 
 
-@pytest.mark.parametrize("how", ["operation", "token"])
-@pytest.mark.parametrize("body_error", [False, True], ids=["completes", "raises"])
-async def test_a_thread_paused_anywhere_in_cancel_sync_never_splits_the_outcome(body_error: bool, how: str) -> None:
-    await _warm_exit()
-    seen: set[str] = set()
-    for code, line in CANCEL_PATHS[how]:
-        outcome = _Outcome()
-        registry = _registry_with_events(outcome)
-        op, cancel = _cancelled_by(how)
-        reached, go = threading.Event(), threading.Event()
+class _PausedCanceller:
+    """A thread that runs ``cancel()``, paused at ``line`` of ``code`` if its path reaches it.
 
-        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
-            reached.set()
-            go.wait(5)
+    ``inside`` (awaited in the block) starts it and waits until it is paused (or done); the
+    block then goes on to leave on the loop, and if leaving has to wait for the paused thread
+    (it holds the deciding lock) a hook releases it.  ``finish`` ends it after the block."""
 
-        def canceller(
-            cancel: Callable[[], object] = cancel, code: CodeType = code, line: int = line, reached: threading.Event = reached
-        ) -> None:
+    def __init__(self, cancel: Callable[[], object], code: CodeType, line: int) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+
+        def pause() -> None:
+            self.reached.set()
+            self.go.wait(5)
+
+        def run() -> None:
             sys.settrace(_pause_at(code, line, pause))
             try:
                 cancel()
             finally:
                 sys.settrace(None)
-                reached.set()  # the line was not on this path: nothing to wait for
+                self.reached.set()  # the line was not on this path: nothing to wait for
 
-        thread = threading.Thread(target=canceller)
+        self.thread = threading.Thread(target=run)
 
-        async def inside(
-            thread: threading.Thread = thread, reached: threading.Event = reached, go: threading.Event = go
-        ) -> None:
-            thread.start()
-            await anyio.to_thread.run_sync(reached.wait, 5)
-            # The canceller is paused (or done); the block now completes on the loop.  If
-            # leaving has to wait for the paused thread (it holds the deciding lock), the
-            # hook below releases it.
-            sys.settrace(_release_when_the_loop_needs_the_lock(go))
+    async def inside(self) -> None:
+        self.thread.start()
+        await anyio.to_thread.run_sync(self.reached.wait, 5)
+        sys.settrace(_release_when_the_loop_needs_the_lock(self.go))
 
-        try:
-            raised = await _run_block(op, registry, body_error, inside)
-        finally:
-            sys.settrace(None)
-            go.set()
-            thread.join(5)
-        await anyio.lowlevel.checkpoint()  # a hop scheduled by the late cancel lands here, harmlessly
-        seen.add(outcome.check(op, raised, body_error))
-    # The sweep reaches both sides of the seal (a body that raises may be interrupted first).
-    assert seen == {"completed", "cancelled"} if not body_error else "failed" in seen
+    def finish(self) -> None:
+        sys.settrace(None)
+        self.go.set()
+        self.thread.join(5)
+
+
+class _CancelWhenTheLoopPauses:
+    """The loop, paused at ``line`` of ``code`` while it leaves, lets a thread run ``cancel()``
+    meanwhile.  ``inside`` (awaited in the block) arms the pause; ``finish`` ends it."""
+
+    def __init__(self, cancel: Callable[[], object], code: CodeType, line: int) -> None:
+        self.thread = threading.Thread(target=cancel)
+        self.code, self.line = code, line
+
+    def _cancel_now(self) -> None:
+        self.thread.start()
+        self.thread.join(0.5)  # a section holding the lock makes the thread wait: let it finish later
+
+    async def inside(self) -> None:
+        sys.settrace(_pause_at(self.code, self.line, self._cancel_now))
+
+    def finish(self) -> None:
+        sys.settrace(None)
+        if self.thread.ident is not None:
+            self.thread.join(5)
 
 
 @pytest.mark.parametrize("how", ["operation", "token"])
-async def test_a_loop_paused_anywhere_in_exit_never_splits_the_outcome(how: str) -> None:
+@pytest.mark.parametrize(
+    ("paused", "body_error"),
+    [("thread", False), ("thread", True), ("loop", False)],
+    ids=["thread-paused-in-the-cancel-completes", "thread-paused-in-the-cancel-raises", "loop-paused-in-the-exit"],
+)
+async def test_a_cancel_from_a_thread_never_splits_the_outcome(how: str, paused: str, body_error: bool) -> None:
+    """A thread cancels (the operation, or a token it listens to) while the block leaves:
+    either the thread is paused at every line of its cancel path while the loop leaves, or
+    the loop is paused at every line of the exit while the thread cancels."""
     await _warm_exit()
+    path, pauser = (CANCEL_PATHS[how], _PausedCanceller) if paused == "thread" else (EXIT_PATH, _CancelWhenTheLoopPauses)
     seen: set[str] = set()
-    for code, line in EXIT_PATH:
+    for code, line in path:
         outcome = _Outcome()
         registry = _registry_with_events(outcome)
         op, cancel = _cancelled_by(how)
-        thread = threading.Thread(target=cancel)
-
-        def cancel_now(thread: threading.Thread = thread) -> None:
-            thread.start()
-            thread.join(0.5)  # a section holding the lock makes the thread wait: let it finish later
-
-        async def inside(code: CodeType = code, line: int = line, cancel_now: Callable[[], None] = cancel_now) -> None:
-            sys.settrace(_pause_at(code, line, cancel_now))
-
+        race = pauser(cancel, code, line)
         try:
-            raised = await _run_block(op, registry, False, inside)
+            raised = await _run_block(op, registry, body_error, race.inside)
         finally:
-            sys.settrace(None)
-        if thread.ident is not None:
-            thread.join(5)
-        await anyio.lowlevel.checkpoint()
-        seen.add(outcome.check(op, raised, False))
-    assert seen == {"completed", "cancelled"}
+            race.finish()
+        await anyio.lowlevel.checkpoint()  # a hop scheduled by a late cancel lands here, harmlessly
+        seen.add(outcome.check(op, raised, body_error))
+    # The sweep reaches both sides of the seal (a body that raises may be interrupted first).
+    assert seen == {"completed", "cancelled"} if not body_error else "failed" in seen
 
 
 # A deadline racing a token: the loop times out (the short way out of a timed-out block)
@@ -267,13 +277,23 @@ TOKEN_CANCEL_BESIDE_A_TIMEOUT = _lines(
 )
 
 
-def _timed(own_token: bool) -> tuple[Cancelable, CancelationToken]:
-    """A timed operation and the token a thread cancels: its own, or one it listens to."""
+def _timed(
+    own_token: bool,
+) -> tuple[Cancelable, CancelationToken, OperationRegistry, list[LifecycleKind], list[Any]]:
+    """A timed operation; the token a thread cancels (its own, or one it listens to); a
+    registry and the lifecycle events it announces; what its cancellation observable emits."""
     if own_token:
         op = Cancelable.with_timeout(0.02, name="race")
-        return op, op.token
-    token = CancelationToken()
-    return Cancelable.with_timeout(0.02, name="race").combine(Cancelable.with_token(token)), token
+        token = op.token
+    else:
+        token = CancelationToken()
+        op = Cancelable.with_timeout(0.02, name="race").combine(Cancelable.with_token(token))
+    events: list[LifecycleKind] = []
+    registry = OperationRegistry()
+    registry.events.subscribe(lambda e: events.append(e.kind))
+    seen: list[Any] = []
+    op.cancellation.subscribe(seen.append)
+    return op, token, registry, events, seen
 
 
 async def _run_timed_block(op: Cancelable, registry: OperationRegistry, inside: Callable[[], Any]) -> CancelationError:
@@ -302,78 +322,19 @@ def _check_timed(op: Cancelable, raised: CancelationError, events: list[Lifecycl
 
 
 @pytest.mark.parametrize("own_token", [False, True], ids=["listened-to-token", "own-token"])
-async def test_a_loop_paused_anywhere_in_a_timeout_exit_never_splits_the_outcome(own_token: bool) -> None:
+@pytest.mark.parametrize("paused", ["loop", "thread"], ids=["loop-paused-in-the-exit", "thread-paused-in-the-cancel"])
+async def test_a_deadline_racing_a_token_never_splits_the_outcome(own_token: bool, paused: str) -> None:
+    path, pauser = (
+        (TIMEOUT_EXIT_PATH, _CancelWhenTheLoopPauses) if paused == "loop" else (TOKEN_CANCEL_BESIDE_A_TIMEOUT, _PausedCanceller)
+    )
     seen_reasons: set[str] = set()
-    for code, line in TIMEOUT_EXIT_PATH:
-        events: list[LifecycleKind] = []
-        registry = OperationRegistry()
-        registry.events.subscribe(lambda e, events=events: events.append(e.kind))
-        op, token = _timed(own_token)
-        seen: list[Any] = []
-        op.cancellation.subscribe(seen.append)
-        thread = threading.Thread(target=lambda token=token: token.cancel_sync(message="from a thread"))
-
-        def cancel_now(thread: threading.Thread = thread) -> None:
-            thread.start()
-            thread.join(0.5)  # a section holding the lock makes the thread wait: let it finish later
-
-        async def inside(code: CodeType = code, line: int = line, cancel_now: Callable[[], None] = cancel_now) -> None:
-            sys.settrace(_pause_at(code, line, cancel_now))
-
+    for code, line in path:
+        op, token, registry, events, seen = _timed(own_token)
+        race = pauser(lambda token=token: token.cancel_sync(message="from a thread"), code, line)
         try:
-            raised = await _run_timed_block(op, registry, inside)
+            raised = await _run_timed_block(op, registry, race.inside)
         finally:
-            sys.settrace(None)
-        if thread.ident is not None:
-            thread.join(5)
-        await anyio.lowlevel.checkpoint()
-        seen_reasons.add(_check_timed(op, raised, events, seen))
-    assert seen_reasons == {"timeout", "manual"}  # the sweep reaches both sides of the seal
-
-
-@pytest.mark.parametrize("own_token", [False, True], ids=["listened-to-token", "own-token"])
-async def test_a_thread_paused_anywhere_in_a_token_cancel_beside_a_timeout_never_splits_the_outcome(
-    own_token: bool,
-) -> None:
-    seen_reasons: set[str] = set()
-    for code, line in TOKEN_CANCEL_BESIDE_A_TIMEOUT:
-        events: list[LifecycleKind] = []
-        registry = OperationRegistry()
-        registry.events.subscribe(lambda e, events=events: events.append(e.kind))
-        op, token = _timed(own_token)
-        seen: list[Any] = []
-        op.cancellation.subscribe(seen.append)
-        reached, go = threading.Event(), threading.Event()
-
-        def pause(reached: threading.Event = reached, go: threading.Event = go) -> None:
-            reached.set()
-            go.wait(5)
-
-        def canceller(
-            token: CancelationToken = token, code: CodeType = code, line: int = line, reached: threading.Event = reached
-        ) -> None:
-            sys.settrace(_pause_at(code, line, pause))
-            try:
-                token.cancel_sync(message="from a thread")
-            finally:
-                sys.settrace(None)
-                reached.set()  # the line was not on this path: nothing to wait for
-
-        thread = threading.Thread(target=canceller)
-
-        async def inside(
-            thread: threading.Thread = thread, reached: threading.Event = reached, go: threading.Event = go
-        ) -> None:
-            thread.start()
-            await anyio.to_thread.run_sync(reached.wait, 5)
-            sys.settrace(_release_when_the_loop_needs_the_lock(go))
-
-        try:
-            raised = await _run_timed_block(op, registry, inside)
-        finally:
-            sys.settrace(None)
-            go.set()
-            thread.join(5)
+            race.finish()
         await anyio.lowlevel.checkpoint()
         seen_reasons.add(_check_timed(op, raised, events, seen))
     assert seen_reasons == {"timeout", "manual"}  # the sweep reaches both sides of the seal
