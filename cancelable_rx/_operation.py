@@ -106,7 +106,7 @@ _PLAIN_TOKENS: Final = frozenset({CancelationToken, LinkedCancelationToken})
 # What leaving a cancelled block the short way (`Operation.__aexit__`) does not call, or
 # calls only when they have something to do (`_ended`, `_announce`).
 _SKIPPED_BY_FAST_EXIT: Final = (
-    "_leave", "_decide", "_finish", "_store_sealed", "_timeout_event", "_timeout_source", "_ended", "_announce",
+    "_leave", "_decide", "_finish", "_timeout_event", "_timeout_source", "_ended", "_announce",
 )
 
 current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
@@ -714,7 +714,7 @@ class Operation:
 
     def _announce(self, event: CancelEvent) -> None:
         """Mirror a recorded event into the own token and the ``cancellation`` observable.
-        (Called only when the operation has either: `_fire`, `_seal_plain_timeout`.)"""
+        (Called only when the operation has either: `_fire`, `_store_sealed`.)"""
         if self._own_token:
             tok = self._token
             if tok is not None and not tok.is_cancelled:
@@ -1464,15 +1464,12 @@ class Operation:
     def _seal_plain_timeout(self) -> CancelEvent:
         """Record, in a sealed operation without a plan or a stop request, the event of its
         own deadline that passed with nothing recorded, as `_decide` does through
-        `_timeout_event` and `_store_sealed`: the timeout's source is made and fired in
-        place (nobody listens to it)."""
+        `_timeout_event`: the timeout's source is made and fired in place (nobody listens
+        to it)."""
         src = TimeoutSource._of(self._timeout)
         event: CancelEvent = _new_event(CancelEvent, (CancelationReason.TIMEOUT, src.default_message(), src))
         src._fired, src._value = True, event
-        with _LOCK:
-            self._store_event(event)
-        if self._own_token or self._cancellation is not None:
-            self._announce(event)
+        self._store_sealed(event)
         return event
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -1574,7 +1571,8 @@ class Operation:
         """Record the event that explains how a sealed operation ended (loop thread)."""
         with _LOCK:
             self._store_event(event)
-        self._announce(event)
+        if self._own_token or self._cancellation is not None:
+            self._announce(event)
 
     def _refresh_report(self) -> None:
         """Set the fast paths of ``report_progress`` from who listens now (loop thread):

@@ -268,8 +268,8 @@ async def test_a_cancel_from_a_thread_never_splits_the_outcome(how: str, paused:
 # A deadline racing a token: the loop times out (the short way out of a timed-out block)
 # while a thread cancels the token, each side paused at every line of its path.
 TIMEOUT_EXIT_PATH = _lines(
-    engine.Operation.__aexit__, engine.Operation._seal_plain_timeout, engine.Operation._ended,
-    engine.Operation._store_event, engine.Operation._announce, engine._await_lock,
+    engine.Operation.__aexit__, engine.Operation._seal_plain_timeout, engine.Operation._store_sealed,
+    engine.Operation._ended, engine.Operation._store_event, engine.Operation._announce, engine._await_lock,
 )
 TOKEN_CANCEL_BESIDE_A_TIMEOUT = _lines(
     CancelationToken.cancel_sync, tokens.CancelationToken._set, engine.Operation._fire,
