@@ -1429,10 +1429,15 @@ class Operation:
         ):
             self._status = _COMPLETED  # _finish(COMPLETED), inlined: the hot path
             self._end_ts = _now()
-            if self._ctx is not None or self._parent is not None or self._registry is not None or self._hooks:
+            if self._ctx is not None or self._parent is not None or self._hooks:
                 self._ended()
                 if self._hooks is not None:
                     await self._trigger("complete")
+            elif self._registry is not None:  # registered, and nothing else to tell
+                if self._leave_inline:  # _ended(), inlined (the hot path of a registered operation)
+                    self._registry._on_exit(self, self._register_globally)
+                else:
+                    self._ended()
             return False
         if (
             swallowed
@@ -1627,11 +1632,12 @@ class Operation:
             with _LOCK:
                 self._sync_record()
 
-    def _history_record(self, keep_buffers: bool) -> EndedRecord:
-        """The record the registry's history keeps (see `EndedRecord`).  Without
-        ``keep_buffers`` a stream's partial result keeps its count and completion, not its
-        buffered items.  A record that was built (and perhaps edited by its reader) is
-        copied; otherwise the fields are copied and the record is built when first read."""
+    def _history_record(self, keep_buffers: bool) -> EndedRecord | tuple[Any, ...]:
+        """What the registry's history keeps (see `EndedRecord`).  Without ``keep_buffers``
+        a stream's partial result keeps its count and completion, not its buffered items.
+        A record that was built (and perhaps edited by its reader) is copied; otherwise the
+        fields are copied into a flat tuple (``EndedRecord.FIELDS``; then the duration so far,
+        for an operation still running) and the record is built when first read."""
         partial = self._partial
         if partial is not None and not keep_buffers and isinstance(partial, PartialResult) and partial.buffer is not None:
             partial = PartialResult(partial.count, partial.completed, None)
@@ -1645,24 +1651,23 @@ class Operation:
         fired = self._fired
         start, end = self._start_ts, self._end_ts
         metadata = self._metadata
-        return EndedRecord(
+        values = (  # in the order of EndedRecord.FIELDS (see EndedRecord.of)
+            self._id or self.id,
+            self._name if self._name is not None else self._default_name,
             self._status,
-            None if start is None else (end if end is not None else _now()) - start,
-            (  # in the order of EndedRecord.FIELDS; the record is built when first read
-                self._id or self.id,
-                self._name if self._name is not None else self._default_name,
-                self._status,
-                start,
-                end,
-                fired.reason if fired is not None else None,
-                fired.message if fired is not None else None,
-                dict(metadata) if metadata else None,
-                self._parent.id if self._parent is not None else None,
-                self._child_id_set() if self._children or self._recent else None,
-                partial,
-                self._error,
-            ),
+            start,
+            end,
+            fired.reason if fired is not None else None,
+            fired.message if fired is not None else None,
+            dict(metadata) if metadata else None,
+            self._parent.id if self._parent is not None else None,
+            self._child_id_set() if self._children or self._recent else None,
+            partial,
+            self._error,
         )
+        if end is None and start is not None:  # still running (unregistered): its duration so far
+            return (*values, _now() - start)
+        return values
 
     def _progress_listening(self) -> bool:
         hooks = self._hooks

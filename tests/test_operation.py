@@ -21,6 +21,7 @@ from cancelable_rx import (
     CancelEvent,
     DisconnectCancelation,
     ManualCancelation,
+    OperationRegistry,
     OperationStatus,
     ParentCancelation,
     TimeoutCancelation,
@@ -653,3 +654,8 @@ async def test_a_subclass_overriding_a_step_of_leaving_keeps_every_call(step: st
         async with Audited.with_timeout(0.01):
             await anyio.sleep(5)
     assert calls == [step, step]
+    if step == "_ended":  # completing calls it whenever it has work: here, a registry to tell
+        async with Audited(register_globally=True) as op:
+            pass
+        assert calls == [step] * 3
+        assert op.id not in [c.id for c in await OperationRegistry.get_instance().list_operations()]

@@ -290,6 +290,40 @@ async def test_history_holds_nothing_of_the_operation(registry: OperationRegistr
     assert (await registry.get_history())[-1].status is OperationStatus.COMPLETED
 
 
+async def test_history_records_are_built_once_then_read_as_edited(registry: OperationRegistry) -> None:
+    # Exits leave flat entries, made into records when the history is first read; a record
+    # whose operation's context was read is copied at once.  Every reading sees the same
+    # records, in the order the operations ended, with a reader's edits kept.
+    async with Cancelable(name="plain", register_globally=True):
+        await anyio.sleep(0.01)
+    async with Cancelable(name="read", register_globally=True) as read:
+        assert read.context.name == "read"  # a record is built while it runs
+    with pytest.raises(CancelationError):
+        async with Cancelable.with_timeout(0.01, name="timed", register_globally=True):
+            await anyio.sleep_forever()
+    first = await registry.get_history()
+    assert [c.name for c in first] == ["plain", "read", "timed"]
+    assert [c.status for c in first] == [OperationStatus.COMPLETED, OperationStatus.COMPLETED, OperationStatus.CANCELLED]
+    assert first[2].cancel_reason is CancelationReason.TIMEOUT
+    assert first[0].duration_seconds is not None and first[0].duration_seconds >= 0.009
+    first[0].metadata["note"] = "seen"
+    async with Cancelable(name="later", register_globally=True):
+        pass
+    again = await registry.get_history()
+    assert again[:3] == first and all(a is b for a, b in zip(again, first, strict=False))
+    assert again[0].metadata == {"note": "seen"} and again[3].name == "later"
+    stats = await registry.get_statistics()
+    assert stats["history_size"] == 4 and stats["history_by_status"] == {"completed": 3, "cancelled": 1}
+    assert stats["total_completed"] == 3 and stats["average_duration_seconds"] >= 0.009 / 3
+    registry.max_history = 2  # shrinking keeps the newest, flat or built
+    try:
+        async with Cancelable(name="last", register_globally=True):
+            pass
+        assert [c.name for c in await registry.get_history()] == ["later", "last"]
+    finally:
+        registry.max_history = 1000
+
+
 async def test_history_copies_records_whose_metadata_cannot_be_deep_copied(registry: OperationRegistry) -> None:
     lock = threading.Lock()  # cannot be deep-copied
     async with Cancelable(register_globally=True, metadata={"lock": lock}) as op:
