@@ -157,6 +157,52 @@ async def test_a_user_source_is_armed_runs_background_work_and_is_disarmed() -> 
     assert firing.disarmed == 1 and firing.work_ended
 
 
+class _NamedByValue(CancelationSource):
+    reason = "condition"  # type: ignore[assignment]  # the str enum's value, as users write it
+
+
+async def test_a_reason_named_by_its_value_is_the_member_everywhere() -> None:
+    # A source class (or instance) naming its reason by value: the operation records the
+    # member, so its record, its hooks, its parent and the raised error all agree.
+    assert _NamedByValue.reason is CancelationReason.CONDITION
+    seen: list[object] = []
+    src = _NamedByValue()
+    with pytest.raises(ManualCancelation):  # the parent's own cancellation, after the child's
+        async with Cancelable(name="parent") as parent:
+            with pytest.raises(ConditionCancelation, match="met"):
+                async with Cancelable(name="child", parent=parent).add_source(src) as child:
+                    child.on_cancel(lambda ctx: seen.append(ctx.cancel_reason))
+                    src.fire("met")
+                    await anyio.sleep(5)
+            assert child.cancel_reason is CancelationReason.CONDITION
+            assert child.context.cancel_reason is CancelationReason.CONDITION
+            assert seen == [CancelationReason.CONDITION]
+            await parent.cancel()  # the ended child is left alone
+            await anyio.sleep(5)
+    assert child.cancel_reason is CancelationReason.CONDITION
+
+    later = CancelationSource()
+    later.reason = "timeout"  # type: ignore[assignment]
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable().add_source(later) as op:
+            later.fire()
+            await anyio.sleep(5)
+    assert op.cancel_reason is later.reason is CancelationReason.TIMEOUT
+
+
+def test_a_reason_that_is_no_member_fails_where_the_class_is_defined() -> None:
+    with pytest.raises(ValueError, match=r"`Misnamed.reason` must be a CancelationReason \(timeout, manual.*got 'cancelled'"):
+
+        class Misnamed(CancelationSource):
+            reason = "cancelled"  # type: ignore[assignment]
+
+    wrong = CancelationSource()
+    wrong.reason = 3  # type: ignore[assignment]
+    with pytest.raises(TypeError, match=r"`CancelationSource.reason` must be a CancelationReason, got 3"):
+        wrong.fire()
+    assert not wrong.triggered
+
+
 class _FailingSource(CancelationSource):
     """A source that cannot go on watching: ``host.fail`` or an exception in its work."""
 

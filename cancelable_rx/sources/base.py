@@ -132,6 +132,9 @@ class CancelationSource(FireOnce[CancelEvent]):
     """
 
     reason: CancelationReason = CancelationReason.MANUAL
+    """The reason of the events it fires.  A subclass (or an instance) may name it by the
+    member's value (``reason = "condition"``): the member is used; anything else is an
+    error where the class is defined (or, set on an instance, when it fires)."""
     needs_background: ClassVar[bool] = False
     """True if `on_arm` calls ``host.start_soon`` (the operation then provides a task group)."""
     # The reference's source API; class-level defaults (a source built per operation writes none).
@@ -149,6 +152,11 @@ class CancelationSource(FireOnce[CancelEvent]):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        reason = cls.__dict__.get("reason")
+        if reason is not None and type(reason) is not CancelationReason:
+            # ``reason = "condition"`` (the str enum's value) is the member; anything else
+            # fails here, where the class is defined, not when a source of it fires.
+            cls.reason = check_reason(reason, f"{cls.__name__}.reason")
         cls._reference_style = (
             cls.on_arm is CancelationSource.on_arm and cls.start_monitoring is not CancelationSource.start_monitoring
         )
@@ -191,9 +199,13 @@ class CancelationSource(FireOnce[CancelEvent]):
 
         Thread-safety: any thread.  Listeners run in the calling thread.
         """
-        if reason is not None:
+        if reason is None:
+            reason = self.reason
+            if type(reason) is not CancelationReason:  # e.g. ``self.reason = "manual"``
+                reason = self.reason = check_reason(reason, f"{type(self).__name__}.reason")
+        else:
             reason = check_reason(reason)
-        return self._fire_value(CancelEvent(reason or self.reason, message or self.default_message(), self))
+        return self._fire_value(CancelEvent(reason, message or self.default_message(), self))
 
     # -- the reference's source API ------------------------------------------------------
 
