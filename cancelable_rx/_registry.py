@@ -314,14 +314,10 @@ class OperationRegistry:
                     by_reason[reason.value] = by_reason.get(reason.value, 0) + 1
             elif status is _FAILED:
                 self._failed += 1
-            removed = False
-            if leave:
-                listed = ops.pop(op_id, None)
-                if listed is op:
-                    removed = True
-                elif listed is not None:  # another operation given the same id: it stays listed
-                    ops[op_id] = listed
+            # (only its own entry: another operation given the same id may be the one listed)
+            removed = leave and ops.get(op_id) is op
             if removed:
+                del ops[op_id]
                 self._left += 1
                 self._history.append(op._history_record(self.keep_partial_buffers))  # _to_history, inlined
         finally:
