@@ -324,6 +324,16 @@ async def test_history_records_are_built_once_then_read_as_edited(registry: Oper
         registry.max_history = 1000
 
 
+async def test_an_operation_given_a_listed_id_never_removes_the_listed_one(registry: OperationRegistry) -> None:
+    async with Cancelable(operation_id="same", name="first", register_globally=True):
+        async with Cancelable(operation_id="same", name="second", register_globally=True):
+            assert [c.name for c in await registry.list_operations()] == ["first"]
+        assert [c.name for c in await registry.list_operations()] == ["first"]  # still listed
+        assert await registry.get_history() == []  # the second was never listed
+    assert await registry.list_operations() == []
+    assert [c.name for c in await registry.get_history()] == ["first"]
+
+
 async def test_history_copies_records_whose_metadata_cannot_be_deep_copied(registry: OperationRegistry) -> None:
     lock = threading.Lock()  # cannot be deep-copied
     async with Cancelable(register_globally=True, metadata={"lock": lock}) as op:
