@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -287,6 +288,9 @@ class CancelEvent(NamedTuple):
     source: object = None
 
 
+_BUILD_LOCK = threading.Lock()  # (an EndedRecord's record is set once, whoever built it first)
+
+
 class EndedRecord:
     """What the registry's history keeps of an operation that left the live set: its record
     as it was then (a copy, as ``hother-cancelable`` keeps one), turned into an
@@ -333,10 +337,13 @@ class EndedRecord:
 
     @property
     def context(self) -> OperationContext:
+        """The record, built on first read.  Thread-safe: two threads reading it for the
+        first time get the same record (one of the two builds is dropped)."""
         ctx = self._context
         if ctx is None:
             values = self._values
-            assert values is not None
+            if values is None:  # built meanwhile by another thread (it set _context first)
+                return self._context  # type: ignore[return-value]
             fields = dict(zip(self.FIELDS, values, strict=True))
             start, end = fields.pop("start_ts"), fields.pop("end_ts")
             fields["start_time"] = datetime.fromtimestamp(start if start is not None else 0.0, UTC)
@@ -346,8 +353,12 @@ class EndedRecord:
             if fields["child_ids"] is None:
                 fields["child_ids"] = set()
             full = {name: fields[name] if name in fields else _CONTEXT_DEFAULTS[name] for name in _CONTEXT_ORDER}
-            ctx = self._context = build_context(full, set(fields))  # (in field order: JSON dumps follow it)
-            self._values = None
+            built = build_context(full, set(fields))  # (in field order: JSON dumps follow it)
+            with _BUILD_LOCK:
+                ctx = self._context
+                if ctx is None:
+                    ctx = self._context = built
+                    self._values = None
         return ctx
 
 

@@ -317,10 +317,11 @@ class Operation:
     _plan: Plan | None
     _state: int
     _status: OperationStatus
-    # True unless a subclass overrides a method that `__aexit__`'s short way out of a
-    # cancelled block skips (`_SKIPPED_BY_FAST_EXIT`; the compatibility face overrides
-    # `_leave`).  Decided when the class is made: patch such a method on a class and that
-    # class keeps the short way (set this False too).
+    # True unless a subclass overrides a method that `__aexit__`'s short ways out skip (a
+    # cancelled block; a registered operation completing, which skips `_ended`; see
+    # `_SKIPPED_BY_FAST_EXIT`; the compatibility face overrides `_leave`).  Decided when the
+    # class is made: patch such a method on a class and that class keeps the short ways
+    # (set this False too).
     _leave_inline: ClassVar[bool] = True
     _fired: CancelEvent | None
     _failure: BaseException | None
@@ -1433,11 +1434,13 @@ class Operation:
                 self._ended()
                 if self._hooks is not None:
                     await self._trigger("complete")
-            elif self._registry is not None:  # registered, and nothing else to tell
-                if self._leave_inline:  # _ended(), inlined (the hot path of a registered operation)
-                    self._registry._on_exit(self, self._register_globally)
-                else:
-                    self._ended()
+            else:
+                registry = self._registry  # (read once: clear_all() may unset it from another thread)
+                if registry is not None:  # registered, and nothing else to tell
+                    if self._leave_inline:  # _ended(), inlined (the hot path of a registered operation)
+                        registry._on_exit(self, self._register_globally)
+                    else:
+                        self._ended()
             return False
         if (
             swallowed

@@ -324,6 +324,36 @@ async def test_history_records_are_built_once_then_read_as_edited(registry: Oper
         registry.max_history = 1000
 
 
+async def test_two_threads_reading_the_history_first_get_the_same_records(
+    registry: OperationRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both threads build the first record at the same moment (forced: each waits for the
+    # other inside the build); both must then hold the one record the history keeps, so
+    # an edit made through either is the one every later reading sees.
+    from cancelable_rx import _models
+
+    async with Cancelable(name="ended", register_globally=True):
+        pass
+    build = _models.build_context
+    both_building = threading.Barrier(2, timeout=5)
+
+    def build_together(*args: object, **kwargs: object) -> object:
+        both_building.wait()
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_models, "build_context", build_together)
+    seen: list[object] = []
+    readers = [threading.Thread(target=lambda: seen.append(registry.get_history_sync()[0])) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(10)
+    monkeypatch.setattr(_models, "build_context", build)
+    assert len(seen) == 2 and seen[0] is seen[1]
+    seen[0].metadata["edited"] = True  # type: ignore[attr-defined]
+    assert (await registry.get_history())[0].metadata == {"edited": True}
+
+
 async def test_an_operation_given_a_listed_id_never_removes_the_listed_one(registry: OperationRegistry) -> None:
     async with Cancelable(operation_id="same", name="first", register_globally=True):
         async with Cancelable(operation_id="same", name="second", register_globally=True):

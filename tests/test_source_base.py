@@ -17,6 +17,7 @@ from cancelable_rx import (
     AllOfSource,
     AnyOfSource,
     Cancelable,
+    CancelationError,
     CancelationReason,
     CancelationSource,
     CancelationToken,
@@ -191,16 +192,53 @@ async def test_a_reason_named_by_its_value_is_the_member_everywhere() -> None:
 
 
 def test_a_reason_that_is_no_member_fails_where_the_class_is_defined() -> None:
-    with pytest.raises(ValueError, match=r"`Misnamed.reason` must be a CancelationReason \(timeout, manual.*got 'cancelled'"):
+    with pytest.raises(ValueError, match=r"`Misnamed.reason` must be a CancelationReason \(timeout, manual.*got 'cancelled'; e\.g\. reason = CancelationReason\.MANUAL"):
 
         class Misnamed(CancelationSource):
             reason = "cancelled"  # type: ignore[assignment]
 
+    with pytest.raises(ValueError, match=r"got 'TIMEOUT'; reason = CancelationReason\.TIMEOUT"):
+
+        class Shouted(CancelationSource):
+            reason = "TIMEOUT"  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match=r"`Unset.reason` must be a CancelationReason, got None"):
+
+        class Unset(CancelationSource):
+            reason = None  # type: ignore[assignment]
+
     wrong = CancelationSource()
     wrong.reason = 3  # type: ignore[assignment]
+    assert str(wrong) == "CancelationSource(reason=3)"  # (loggers call it: it never raises)
     with pytest.raises(TypeError, match=r"`CancelationSource.reason` must be a CancelationReason, got 3"):
         wrong.fire()
     assert not wrong.triggered
+
+
+async def test_a_reason_may_be_a_property_and_callbacks_see_the_member() -> None:
+    class Configured(CancelationSource):
+        def __init__(self, reason: str) -> None:
+            super().__init__(name="configured")
+            self._configured = reason
+
+        @property  # type: ignore[override]
+        def reason(self) -> str:
+            return self._configured
+
+    src = Configured("signal")
+    with pytest.raises(CancelationError) as caught:
+        async with Cancelable().add_source(src) as op:
+            src.fire()
+            await anyio.sleep(5)
+    assert caught.value.reason is op.cancel_reason is CancelationReason.SIGNAL
+
+    seen: list[object] = []
+    named = CancelationSource()
+    named.reason = "timeout"  # type: ignore[assignment]
+    named.set_cancel_callback(lambda reason, message: seen.append(reason))
+    assert str(named) == "CancelationSource(reason=timeout)"
+    await named.trigger_cancelation("now")
+    assert seen == [CancelationReason.TIMEOUT] and named.reason is CancelationReason.TIMEOUT
 
 
 class _FailingSource(CancelationSource):

@@ -45,7 +45,7 @@ async def run_cancel_callback(source: CancelationSource, callback: CancelCallbac
     """Call a source's cancel callback (awaiting it if it is async); an error is logged,
     never raised."""
     try:
-        result = callback(source.reason, message)
+        result = callback(source._reason(), message)
         if inspect.isawaitable(result):
             await result
     except Exception:

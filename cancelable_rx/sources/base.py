@@ -23,7 +23,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
-from .._checks import check_not_empty, check_reason, fail_type
+from .._checks import check_not_empty, check_reason, fail_type, fail_value
 from .._models import CancelationReason, CancelEvent
 from .._rx import FireOnce
 from ._monitoring import CancelCallback, DirectArming, monitor, run_cancel_callback
@@ -116,6 +116,19 @@ class _NoDeadlines:
         self._host.fail(exc)
 
 
+def _source_reason(value: object, where: str) -> CancelationReason:
+    """A source's ``reason``: the `CancelationReason` member, or named by its value."""
+    if isinstance(value, str):
+        try:
+            return CancelationReason(value)
+        except ValueError:
+            pass
+        member = CancelationReason.__members__.get(value.upper())
+        fix = f"reason = CancelationReason.{member.name}" if member is not None else "e.g. reason = CancelationReason.MANUAL"
+        fail_value(where, "a CancelationReason (" + ", ".join(r.value for r in CancelationReason) + ")", value, fix)
+    fail_type(where, "a CancelationReason", value, "e.g. reason = CancelationReason.MANUAL")
+
+
 class CancelationSource(FireOnce[CancelEvent]):
     """A hot observable that emits one `CancelEvent` and completes.
 
@@ -133,8 +146,9 @@ class CancelationSource(FireOnce[CancelEvent]):
 
     reason: CancelationReason = CancelationReason.MANUAL
     """The reason of the events it fires.  A subclass (or an instance) may name it by the
-    member's value (``reason = "condition"``): the member is used; anything else is an
-    error where the class is defined (or, set on an instance, when it fires)."""
+    member's value (``reason = "condition"``): the member is used (callbacks, records and
+    errors all see the member); anything else is an error where the class is defined (or,
+    set on an instance, when it fires).  A subclass may make it a property."""
     needs_background: ClassVar[bool] = False
     """True if `on_arm` calls ``host.start_soon`` (the operation then provides a task group)."""
     # The reference's source API; class-level defaults (a source built per operation writes none).
@@ -152,11 +166,13 @@ class CancelationSource(FireOnce[CancelEvent]):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        reason = cls.__dict__.get("reason")
-        if reason is not None and type(reason) is not CancelationReason:
-            # ``reason = "condition"`` (the str enum's value) is the member; anything else
-            # fails here, where the class is defined, not when a source of it fires.
-            cls.reason = check_reason(reason, f"{cls.__name__}.reason")
+        if "reason" in cls.__dict__:
+            reason = cls.__dict__["reason"]
+            if type(reason) is not CancelationReason and not hasattr(type(reason), "__get__"):
+                # ``reason = "condition"`` (the str enum's value) is the member; anything
+                # else fails here, where the class is defined, not when a source of it
+                # fires.  (A property or other descriptor is the subclass's own business.)
+                cls.reason = _source_reason(reason, f"{cls.__name__}.reason")
         cls._reference_style = (
             cls.on_arm is CancelationSource.on_arm and cls.start_monitoring is not CancelationSource.start_monitoring
         )
@@ -199,13 +215,21 @@ class CancelationSource(FireOnce[CancelEvent]):
 
         Thread-safety: any thread.  Listeners run in the calling thread.
         """
-        if reason is None:
-            reason = self.reason
-            if type(reason) is not CancelationReason:  # e.g. ``self.reason = "manual"``
-                reason = self.reason = check_reason(reason, f"{type(self).__name__}.reason")
-        else:
-            reason = check_reason(reason)
+        reason = check_reason(reason) if reason is not None else self._reason()
         return self._fire_value(CancelEvent(reason, message or self.default_message(), self))
+
+    def _reason(self) -> CancelationReason:
+        """``self.reason`` as the member: one named by its value on the instance
+        (``self.reason = "manual"``) is replaced by the member; anything else raises,
+        naming the class's attribute."""
+        reason = self.reason
+        if type(reason) is not CancelationReason:
+            reason = _source_reason(reason, f"{type(self).__name__}.reason")
+            try:
+                self.reason = reason
+            except AttributeError:  # a read-only property: read it each time
+                pass
+        return reason
 
     # -- the reference's source API ------------------------------------------------------
 
@@ -259,8 +283,9 @@ class CancelationSource(FireOnce[CancelEvent]):
         if direct is not None:
             await direct.stop()
 
-    def __str__(self) -> str:
-        return f"{self.name}(reason={self.reason.value})"
+    def __str__(self) -> str:  # (never raises: loggers call it)
+        reason = self.reason
+        return f"{self.name}(reason={getattr(reason, 'value', reason)})"
 
     @property
     def event(self) -> CancelEvent | None:
