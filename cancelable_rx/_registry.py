@@ -11,7 +11,6 @@ set in one operation too.  Lifecycle changes are emitted on `OperationRegistry.e
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from ._checks import (
     fail_type,
     fail_value,
 )
+from ._logs import DEBUG, debug_cached, logger
 from ._models import (
     TERMINAL_STATUSES,
     CancelationReason,
@@ -44,13 +44,6 @@ from ._rx import HubObservable
 
 __all__ = ("DEFAULT_MAX_HISTORY", "LifecycleEvent", "LifecycleKind", "OperationRegistry", "Registrable")
 
-logger = logging.getLogger("cancelable_rx")
-_DEBUG = logging.DEBUG
-# A logger caches isEnabledFor()'s answer per level in ``_cache`` (CPython's logging: the
-# dict is cleared, never replaced, whenever a level changes); a cached False answers the
-# question on every registered exit without the Python-level call.  Anything else (no
-# answer cached yet, or no such attribute) asks isEnabledFor() itself.
-_debug_cached: Callable[[int], bool | None] = getattr(logger, "_cache", {}).get
 DEFAULT_MAX_HISTORY = 1000
 
 
@@ -331,7 +324,7 @@ class OperationRegistry:
                 self._emit(LifecycleKind.FAILED, op, error=op.context.error)
             if removed:
                 self._emit(LifecycleKind.UNREGISTERED, op)
-        if _debug_cached(_DEBUG) is not False and logger.isEnabledFor(_DEBUG):
+        if debug_cached(DEBUG) is not False and logger.isEnabledFor(DEBUG):  # (see _logs)
             logger.debug(
                 "operation %s ended: %s",
                 op.id,

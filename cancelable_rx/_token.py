@@ -8,7 +8,6 @@ operations holds nothing afterwards.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._checks import check_callable, check_instance, check_message, check_reason, check_timeout, fail_value
 from ._exceptions import error_for
+from ._logs import DEBUG, debug_cached, logger
 from ._loop import LoopHandle, capture
 from ._models import CancelationReason, CancelEvent, StopRequest, new_id
 from ._rx import Listener
 
 __all__ = ("CancelationToken", "LinkedCancelationToken")
 
-logger = logging.getLogger("cancelable_rx")
 TokenCallback = Callable[["CancelationToken"], Awaitable[None] | None]
 _new_event = tuple.__new__  # CancelEvent(...) without the named tuple's Python-level __new__
 
@@ -129,20 +128,25 @@ class CancelationToken(BaseModel):
         An operation listening on its hot path (listener None) is fired directly with the
         token's event, as its ``_on_token`` would for a cancelled token: one event for all.
         """
-        with self._lock:
-            if self.is_cancelled:
+        d = self.__dict__
+        lock = self._lock
+        lock.acquire()  # (not `with`: about 80 ns less on every cancel)
+        try:
+            if d["is_cancelled"]:
                 return None
-            d = self.__dict__
             d["reason"] = reason
             d["message"] = message
             d["cancelled_at"] = datetime.now(UTC)
             d["is_cancelled"] = True
             # (keys: an operation when the listener is None, see `_listen`)
-            listeners: tuple[tuple[Any, Listener | None], ...] = tuple(self._listeners.items())
-            self._listeners.clear()
+            held = self._listeners
+            listeners: tuple[tuple[Any, Listener | None], ...] = tuple(held.items())
+            held.clear()
             callbacks = self._callbacks
             if callbacks:
                 object.__setattr__(self, "_callbacks", [])
+        finally:
+            lock.release()
         event = None
         for key, fn in listeners:
             try:
@@ -154,7 +158,7 @@ class CancelationToken(BaseModel):
                     fn(self)
             except Exception:
                 logger.exception("cancelable_rx: listener %r of token %s failed", fn or key, self.id)
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug_cached(DEBUG) is not False and logger.isEnabledFor(DEBUG):  # (see _logs)
             logger.debug("token %s cancelled (%s): %s", self.id, reason.value, message)
         return callbacks
 

@@ -264,3 +264,23 @@ async def test_cancelling_operation_token_cancels_operation() -> None:
             await op.token.cancel(message="via own token")
             await anyio.sleep(1)
     assert info.value.message == "via own token"
+
+
+async def test_debug_logs_follow_the_level_set_after_they_were_off(caplog: pytest.LogCaptureFixture) -> None:
+    # The hot paths read the logger's cached answer for DEBUG (see cancelable_rx._logs):
+    # turning DEBUG on after a cancel found it off must log the next cancel and exit.
+    from cancelable_rx import OperationRegistry
+
+    with caplog.at_level(logging.INFO, logger="cancelable_rx"):
+        await CancelationToken().cancel()
+        async with Cancelable(register_globally=True):
+            pass
+    assert "cancelled (manual)" not in caplog.text and "ended: completed" not in caplog.text
+    with caplog.at_level(logging.DEBUG, logger="cancelable_rx"):
+        token = CancelationToken()
+        await token.cancel()
+        async with Cancelable(register_globally=True) as op:
+            pass
+    assert f"token {token.id} cancelled (manual)" in caplog.text
+    assert f"operation {op.id} ended: completed" in caplog.text
+    await OperationRegistry.get_instance().clear_all()
