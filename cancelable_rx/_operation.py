@@ -139,25 +139,6 @@ def _await_lock() -> None:
         pass
 
 
-class _Deciding:
-    """``with _Deciding():`` is ``with _LOCK:`` for a section that reads the state and may
-    record an event: it also counts itself in ``_deciding``, which the seal reads without
-    taking the lock (see `Operation._seal`)."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        global _deciding
-        _LOCK.acquire()
-        _deciding += 1  # before the section reads the state
-
-    def __exit__(self, *exc: object) -> None:
-        global _deciding
-        _deciding -= 1
-        _LOCK.release()
-
-
-_DECIDING = _Deciding()
 
 
 class ParentFired:
@@ -732,15 +713,18 @@ class Operation:
         Notifications run outside the lock.
         """
         global _deciding
-        _LOCK.acquire()  # `with _DECIDING:`, inlined (the path of every cancel)
-        _deciding += 1
-        try:
-            if self._fired is not None or self._state == DONE:
-                return False
-            self._store_event(event)
-        finally:
-            _deciding -= 1
-            _LOCK.release()
+        # A section that reads the state and may record: it counts itself in _deciding,
+        # which the seal reads without the lock (see `_seal`).  `with` (not acquire() then
+        # try): an interrupt (KeyboardInterrupt) delivered as acquire() returns would leave
+        # the lock held, and every later cancel in the process waiting for it.
+        with _LOCK:
+            _deciding += 1  # (no call and no backward jump: no interrupt lands before the try)
+            try:
+                if self._fired is not None or self._state == DONE:
+                    return False
+                self._store_event(event)
+            finally:
+                _deciding -= 1
         if self._own_token or self._cancellation is not None:
             self._announce(event)
         if cancel and self._state == RUNNING:
@@ -787,13 +771,18 @@ class Operation:
 
         Thread-safety: any thread.
         """
-        with _DECIDING:
-            if self._state == DONE or self._failure is not None:
-                return
-            self._failure = exc
-            stream = self._stream
-            if stream is not None:
-                stream.stop = True
+        global _deciding
+        with _LOCK:  # a deciding section, as in `_fire`
+            _deciding += 1
+            try:
+                if self._state == DONE or self._failure is not None:
+                    return
+                self._failure = exc
+                stream = self._stream
+                if stream is not None:
+                    stream.stop = True
+            finally:
+                _deciding -= 1
         handle = self._handle
         if handle is not None:
             handle.call(self._cancel_scope)
@@ -1318,7 +1307,7 @@ class Operation:
     def _seal(self) -> None:
         """No event can be recorded after this: the outcome is decided on what is recorded now.
 
-        ``_record`` and ``_fail`` read the state inside a ``_DECIDING`` section, which counts
+        ``_fire`` (``_record``) and ``_fail`` read the state in a deciding section (under ``_LOCK``), which counts
         itself in ``_deciding`` before it reads.  The seal writes ``DONE``, then reads the
         count: a thread that entered a section before that read is waited for (it may have
         read ``RUNNING``); one that enters after it reads ``DONE`` and records nothing.  The

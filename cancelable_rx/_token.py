@@ -129,9 +129,9 @@ class CancelationToken(BaseModel):
         token's event, as its ``_on_token`` would for a cancelled token: one event for all.
         """
         d = self.__dict__
-        lock = self._lock
-        lock.acquire()  # (not `with`: about 80 ns less on every cancel)
-        try:
+        # `with` (not acquire() then try): an interrupt delivered as acquire() returns would
+        # leave the lock held, and every later cancel of this token waiting for it.
+        with self._lock:
             if d["is_cancelled"]:
                 return None
             d["reason"] = reason
@@ -145,8 +145,6 @@ class CancelationToken(BaseModel):
             callbacks = self._callbacks
             if callbacks:
                 object.__setattr__(self, "_callbacks", [])
-        finally:
-            lock.release()
         event = None
         for key, fn in listeners:
             try:

@@ -79,7 +79,6 @@ _TAKES_THE_LOCK = {
     for f in (
         engine._await_lock, engine.Operation.context.fget, engine.Operation._ended,  # type: ignore[attr-defined]
         engine.Operation._store_sealed, engine.Operation._record, engine.Operation._fire, engine.Operation._fail,
-        engine._Deciding.__enter__,
     )
 }
 
@@ -148,7 +147,7 @@ def _registry_with_events(outcome: _Outcome) -> OperationRegistry:
 
 CANCEL_PATH = _lines(
     Cancelable.cancel_sync, engine.Operation._cancel_event, engine.Operation._fire, engine.Operation._record,
-    engine.Operation._store_event, engine.Operation._announce, engine._Deciding.__enter__, engine._Deciding.__exit__,
+    engine.Operation._store_event, engine.Operation._announce,
 )
 TOKEN_CANCEL_PATH = _lines(
     CancelationToken.cancel_sync, tokens.CancelationToken._set, engine.Operation._fire, engine.Operation._announce,
