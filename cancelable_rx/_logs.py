@@ -19,4 +19,8 @@ __all__ = ("DEBUG", "debug_cached", "logger")
 
 logger = logging.getLogger("cancelable_rx")
 DEBUG = logging.DEBUG
-debug_cached: Callable[[int], bool | None] = getattr(logger, "_cache", {}).get
+# (A logger class overriding isEnabledFor -- logging.setLoggerClass before this import --
+# is always asked: its answer may not be the cached one.)
+_plain = type(logger).isEnabledFor is logging.Logger.isEnabledFor
+_levels: dict[int, bool] = getattr(logger, "_cache", {}) if _plain else {}
+debug_cached: Callable[[int], bool | None] = _levels.get

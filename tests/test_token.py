@@ -284,3 +284,25 @@ async def test_debug_logs_follow_the_level_set_after_they_were_off(caplog: pytes
     assert f"token {token.id} cancelled (manual)" in caplog.text
     assert f"operation {op.id} ended: completed" in caplog.text
     await OperationRegistry.get_instance().clear_all()
+
+
+def test_a_logger_class_of_its_own_is_always_asked() -> None:
+    # logging.setLoggerClass before the import: a class overriding isEnabledFor may answer
+    # otherwise than the level cache, so the hot paths' shortcut is not used for it.
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "class Switched(logging.Logger):\n"
+        "    force = False\n"
+        "    def isEnabledFor(self, level): return self.force or super().isEnabledFor(level)\n"
+        "logging.setLoggerClass(Switched)\n"
+        "logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format='%(message)s')\n"
+        "from cancelable_rx import CancelationToken\n"
+        "CancelationToken(id='quiet').cancel_sync()\n"  # (the level cache now says no for DEBUG)
+        "logging.getLogger('cancelable_rx').force = True\n"
+        "CancelationToken(id='forced').cancel_sync()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "token quiet" not in out and "token forced cancelled (manual)" in out, out
