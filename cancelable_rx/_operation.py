@@ -139,8 +139,6 @@ def _await_lock() -> None:
         pass
 
 
-
-
 class ParentFired:
     """The source of a ``PARENT`` event: which parent, and why it was cancelled."""
 
