@@ -94,21 +94,22 @@ def test_a_token_cancel_interrupted_after_any_call_leaves_its_lock_free(offset: 
     assert token.is_cancelled
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("offset", _cases(engine.Operation._fire))
-def test_an_operation_cancel_interrupted_after_any_call_leaves_the_engine_lock_free(offset: int, backend: str) -> None:
+def _interrupt_the_engine(path: Callable[..., Any], offset: int, backend: str, call: Callable[[Cancelable], Any]) -> None:
+    """Run ``call(op)`` inside a block with an interrupt raised at ``offset`` of ``path``;
+    then the engine's lock must be free, its deciding count 0, and a cancel must work."""
+
     async def main() -> None:
         async with Cancelable() as op:
-            sys.settrace(_interrupt_at(engine.Operation._fire.__code__, offset))
+            sys.settrace(_interrupt_at(path.__code__, offset))  # type: ignore[attr-defined]
             try:
-                op.cancel_sync()
+                call(op)
             finally:
                 sys.settrace(None)
             await anyio.sleep(5)
 
     try:
         anyio.run(main, backend=backend)
-    except (KeyboardInterrupt, ManualCancelation):
+    except (KeyboardInterrupt, ManualCancelation, RuntimeError):
         pass
     _free(engine._LOCK, "the engine's lock")
     deciding, engine._deciding = engine._deciding, 0
@@ -121,6 +122,12 @@ async def _cancelled_block() -> None:
     async with Cancelable() as op:
         op.cancel_sync()
         await anyio.sleep(5)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("offset", _cases(engine.Operation._fire))
+def test_an_operation_cancel_interrupted_after_any_call_leaves_the_engine_lock_free(offset: int, backend: str) -> None:
+    _interrupt_the_engine(engine.Operation._fire, offset, backend, lambda op: op.cancel_sync())
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -150,21 +157,5 @@ def test_a_registered_exit_interrupted_after_any_call_leaves_the_registry_lock_f
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("offset", _cases(engine.Operation._fail))
 def test_a_failing_source_interrupted_after_any_call_leaves_the_engine_lock_free(offset: int, backend: str) -> None:
-    async def main() -> None:
-        async with Cancelable() as op:
-            sys.settrace(_interrupt_at(engine.Operation._fail.__code__, offset))
-            try:
-                op._fail(RuntimeError("the source cannot go on"))  # what a source that fails calls
-            finally:
-                sys.settrace(None)
-            await anyio.sleep(5)
-
-    try:
-        anyio.run(main, backend=backend)
-    except (KeyboardInterrupt, RuntimeError):
-        pass
-    _free(engine._LOCK, "the engine's lock")
-    deciding, engine._deciding = engine._deciding, 0
-    assert deciding == 0, "the engine's count of deciding threads was left raised"
-    with pytest.raises(ManualCancelation):
-        anyio.run(_cancelled_block, backend=backend)
+    # (what a source that cannot go on watching calls)
+    _interrupt_the_engine(engine.Operation._fail, offset, backend, lambda op: op._fail(RuntimeError("the source failed")))
