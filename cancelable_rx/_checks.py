@@ -173,8 +173,9 @@ def check_metadata(value: object, param: str = "metadata") -> dict[str, Any] | N
     return dict(value)
 
 
-def check_reason(value: object, param: str = "reason") -> CancelationReason:
-    """A ``CancelationReason`` (its string value is accepted too)."""
+def check_reason(value: object, param: str = "reason", fix: str | None = None) -> CancelationReason:
+    """A ``CancelationReason`` (its string value is accepted too).  ``fix`` replaces the
+    suggestion of the error (for a reason that is not an argument of a call)."""
     if isinstance(value, CancelationReason):
         return value
     if isinstance(value, str):
@@ -185,9 +186,9 @@ def check_reason(value: object, param: str = "reason") -> CancelationReason:
                 param,
                 "a CancelationReason (" + ", ".join(r.value for r in CancelationReason) + ")",
                 value,
-                "pass free text as message=...",
+                fix or "pass free text as message=...",
             )
-    fail_type(param, "a CancelationReason", value, "e.g. CancelationReason.MANUAL; pass free text as message=...")
+    fail_type(param, "a CancelationReason", value, fix or "e.g. CancelationReason.MANUAL; pass free text as message=...")
 
 
 def check_status(value: object, param: str = "status") -> OperationStatus | None:

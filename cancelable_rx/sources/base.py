@@ -23,7 +23,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
-from .._checks import check_not_empty, check_reason, fail_type, fail_value
+from .._checks import check_not_empty, check_reason, fail_type
 from .._models import CancelationReason, CancelEvent
 from .._rx import FireOnce
 from ._monitoring import CancelCallback, DirectArming, monitor, run_cancel_callback
@@ -117,16 +117,11 @@ class _NoDeadlines:
 
 
 def _source_reason(value: object, where: str) -> CancelationReason:
-    """A source's ``reason``: the `CancelationReason` member, or named by its value."""
-    if isinstance(value, str):
-        try:
-            return CancelationReason(value)
-        except ValueError:
-            pass
-        member = CancelationReason.__members__.get(value.upper())
-        fix = f"reason = CancelationReason.{member.name}" if member is not None else "e.g. reason = CancelationReason.MANUAL"
-        fail_value(where, "a CancelationReason (" + ", ".join(r.value for r in CancelationReason) + ")", value, fix)
-    fail_type(where, "a CancelationReason", value, "e.g. reason = CancelationReason.MANUAL")
+    """A source's ``reason``: the `CancelationReason` member, or named by its value (the
+    error suggests the member a misspelt value most likely means)."""
+    member = CancelationReason.__members__.get(value.upper()) if isinstance(value, str) else None
+    fix = f"reason = CancelationReason.{member.name}" if member is not None else "e.g. reason = CancelationReason.MANUAL"
+    return check_reason(value, where, fix)
 
 
 class CancelationSource(FireOnce[CancelEvent]):
